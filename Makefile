@@ -1,0 +1,50 @@
+# The two commands: `make run` and `make test`. Everything they need is created here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+
+.PHONY: run test bench lint unit integration e2e clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+# SAM CLI pins its own boto3: it lives in a virtualenv of its own.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+	touch $@
+
+deps: $(BIN)/.installed node_modules/.installed
+
+run: deps
+	$(BIN)/membership-local up
+
+test: deps $(SAM_VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/pytest
+
+unit: deps
+	$(BIN)/pytest tests/unit
+
+integration: deps
+	$(BIN)/pytest tests/integration
+
+e2e: deps
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e
+
+bench: deps
+	$(BIN)/python -m bench
+
+lint: deps
+	$(BIN)/ruff check functions infra tests bench
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) node_modules .membership-local

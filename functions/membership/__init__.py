@@ -1,0 +1,1 @@
+"""Membership: the code every Lambda function of the stack ships."""

@@ -1,0 +1,1 @@
+"""Pure domain rules: pydantic models and functions, no I/O."""

@@ -1,0 +1,1 @@
+"""Lambda entry points: parse, authorize, call the domain, map errors."""
