@@ -3,6 +3,7 @@
 A finding that is intentional is suppressed in template.yaml (Metadata cfn-lint
 ignore_checks) next to a comment that says why; it is never ignored here.
 """
+
 from __future__ import annotations
 
 import os
