@@ -1,0 +1,105 @@
+"""Fixtures shared by every test: DynamoDB Local, a fresh table per test, API Gateway events.
+
+Region and dummy credentials are set at import, before any client exists, so no test can
+reach a real AWS account by accident.
+"""
+import contextlib
+import os
+import sys
+import uuid
+
+import pytest
+from membership_local.apigw import lambda_context as make_lambda_context
+from membership_local.apigw import member_event
+
+for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(_name, None)
+os.environ.update(
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_EC2_METADATA_DISABLED="true",
+)
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "membership")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Membership")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("EVENT_BUS_NAME", "membership")
+os.environ.setdefault("PROGRAM_TIME_ZONE", "Asia/Shanghai")
+
+SESSION_TABLE = "membership-test"
+
+
+def reset_membership_caches() -> None:
+    """Make cached settings and pynamodb connections see the current environment.
+
+    Only modules a test already imported hold caches, so nothing is imported here.
+    """
+    config = sys.modules.get("membership.config")
+    if config is not None and hasattr(config.get_settings, "cache_clear"):
+        config.get_settings.cache_clear()
+    table = sys.modules.get("membership.storage.table")
+    reset = getattr(table, "reset_connections", None)
+    if reset is not None:
+        reset()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local():
+    """DynamoDB Local on a free loopback port for the whole session; yields the LocalDynamoDB."""
+    from membership_local.dynamodb import free_port, start_dynamodb
+    from membership_local.template import create_table
+
+    db = start_dynamodb(free_port())
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_DYNAMODB", "TABLE_NAME")}
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = db.endpoint
+    os.environ["TABLE_NAME"] = SESSION_TABLE
+    create_table(db.endpoint, SESSION_TABLE)
+    reset_membership_caches()
+    yield db
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    reset_membership_caches()
+    db.stop()
+
+
+@pytest.fixture
+def table(dynamodb_local):
+    """A fresh table from template.yaml for this test; TABLE_NAME points at it meanwhile."""
+    from membership_local.template import create_table
+
+    name = f"membership-{uuid.uuid4().hex[:12]}"
+    create_table(dynamodb_local.endpoint, name)
+    os.environ["TABLE_NAME"] = name
+    reset_membership_caches()
+    yield name
+    os.environ["TABLE_NAME"] = SESSION_TABLE
+    reset_membership_caches()
+    # Best effort: the in-memory store goes away with the session anyway.
+    with contextlib.suppress(Exception):
+        dynamodb_local.client().delete_table(TableName=name)
+
+
+@pytest.fixture
+def apigw_event():
+    """Factory: apigw_event(method, path, body=None, sub=..., scopes=[...], headers=None, ...).
+
+    Returns a payload v2 event as the JWT authorizer passes it to the handler.
+    """
+
+    def build(method, path, body=None, sub="demo-user", scopes=("member",), headers=None,
+              **kwargs):
+        return member_event(method, path, body, sub=sub, scopes=scopes, headers=headers,
+                            **kwargs)
+
+    return build
+
+
+@pytest.fixture
+def lambda_context():
+    """A Lambda context with a fresh aws_request_id; `.next_invocation()` gives another."""
+    return make_lambda_context()
