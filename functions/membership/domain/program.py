@@ -1,0 +1,211 @@
+"""The program: a brand's rules as data.
+
+Rates are integers (basis points, percent) so that no rule ever needs a float; money is
+integer fen. The default program is the one the design brief fixes; a brand edits its
+own copy in the table.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FEN_PER_YUAN = 100
+
+
+class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Benefit(Rules):
+    code: str = Field(max_length=64)
+    name: str = Field(max_length=128)
+
+
+class CouponGrant(Rules):
+    template_id: str = Field(alias="templateId", max_length=64)
+    quantity: int = Field(ge=1, le=100)
+
+
+class GiftPack(Rules):
+    points: int = Field(default=0, ge=0)
+    coupons: tuple[CouponGrant, ...] = ()
+
+
+class Tier(Rules):
+    id: str = Field(max_length=16)
+    name: str = Field(max_length=64)
+    threshold: int = Field(ge=0, description="Rolling 12-month growth needed")
+    discount_bps: int = Field(alias="discountBps", ge=0, le=10_000)
+    points_multiplier_pct: int = Field(alias="pointsMultiplierPct", ge=0, le=10_000)
+    benefits: tuple[Benefit, ...] = ()
+    upgrade_gift: GiftPack = Field(alias="upgradeGift", default_factory=GiftPack)
+
+
+class GrowthRules(Rules):
+    per_yuan: int = Field(alias="perYuan", ge=0, description="Growth per whole yuan paid")
+    checkin: int = Field(ge=0)
+
+
+class PointsRules(Rules):
+    per_yuan: int = Field(alias="perYuan", ge=0, description="Points per whole yuan paid")
+    points_per_yuan_redeemed: int = Field(alias="pointsPerYuanRedeemed", ge=1)
+    max_redeem_bps: int = Field(alias="maxRedeemBps", ge=0, le=10_000)
+    expiry: Literal["end_of_next_year"] = "end_of_next_year"
+    return_window_days: int = Field(alias="returnWindowDays", ge=0, le=365)
+
+
+class TopupOffer(Rules):
+    min_amount: int = Field(alias="minAmount", gt=0, description="fen")
+    bonus: int = Field(ge=0, description="fen")
+    valid_from: datetime | None = Field(alias="validFrom", default=None)
+    valid_until: datetime | None = Field(alias="validUntil", default=None)
+
+
+class TopupRules(Rules):
+    offers: tuple[TopupOffer, ...]
+    min_amount: int = Field(alias="minAmount", gt=0)
+    max_amount: int = Field(alias="maxAmount", gt=0)
+    daily_max: int = Field(alias="dailyMax", gt=0)
+    spend_order: Literal["principal_first", "bonus_first", "proportional"] = Field(
+        alias="spendOrder", default="principal_first"
+    )
+    stored_value_member_threshold: int = Field(alias="storedValueMemberThreshold", gt=0)
+    stored_value_member_benefits: tuple[Benefit, ...] = Field(
+        alias="storedValueMemberBenefits", default=()
+    )
+
+
+class PaidPlanPrices(Rules):
+    monthly: int = Field(gt=0)
+    quarterly: int = Field(gt=0)
+    yearly: int = Field(gt=0)
+
+
+class PaidPlan(Rules):
+    id: str = Field(max_length=16)
+    name: str = Field(max_length=64)
+    prices: PaidPlanPrices
+    benefits: tuple[Benefit, ...] = ()
+
+
+class CheckinRules(Rules):
+    points: int = Field(ge=0)
+    streak_days: int = Field(alias="streakDays", ge=1)
+    streak_bonus: int = Field(alias="streakBonus", ge=0)
+
+
+class HoldRules(Rules):
+    ttl_minutes: int = Field(alias="ttlMinutes", ge=1, le=7 * 24 * 60)
+
+
+class Program(Rules):
+    id: str = Field(max_length=64)
+    name: str = Field(max_length=128)
+    currency: Literal["CNY"] = "CNY"
+    time_zone: str = Field(alias="timeZone", max_length=64)
+    signup_gift: GiftPack = Field(alias="signupGift")
+    growth: GrowthRules
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+    downgrade_policy: Literal["none", "one_down", "to_qualified"] = Field(alias="downgradePolicy")
+    points: PointsRules
+    topup: TopupRules
+    paid_plans: tuple[PaidPlan, ...] = Field(alias="paidPlans", default=())
+    checkin: CheckinRules
+    holds: HoldRules
+
+    @model_validator(mode="after")
+    def _tiers_ascend_from_zero(self) -> Program:
+        thresholds = [t.threshold for t in self.tiers]
+        if thresholds[0] != 0:
+            raise ValueError("the first tier must start at growth 0")
+        if any(b <= a for a, b in zip(thresholds, thresholds[1:])):
+            raise ValueError("tier thresholds must strictly ascend")
+        if len({t.id for t in self.tiers}) != len(self.tiers):
+            raise ValueError("tier ids must be unique")
+        return self
+
+    # Tier lookups live here because every capability needs them.
+    def tier(self, tier_id: str) -> Tier:
+        for t in self.tiers:
+            if t.id == tier_id:
+                return t
+        return self.tiers[0]
+
+    def tier_index(self, tier_id: str) -> int:
+        for i, t in enumerate(self.tiers):
+            if t.id == tier_id:
+                return i
+        return 0
+
+    def qualified_tier(self, rolling_growth: int) -> Tier:
+        qualified = self.tiers[0]
+        for t in self.tiers:
+            if rolling_growth >= t.threshold:
+                qualified = t
+        return qualified
+
+    def next_tier(self, tier_id: str) -> Tier | None:
+        i = self.tier_index(tier_id)
+        return self.tiers[i + 1] if i + 1 < len(self.tiers) else None
+
+
+def _benefit(code: str, name: str) -> Benefit:
+    return Benefit(code=code, name=name)
+
+
+def default_program() -> Program:
+    """The program the design brief fixes; the local stack and the tests start from it."""
+    birthday = _benefit("birthday_gift", "Birthday gift")
+    shipping = _benefit("free_shipping", "Free shipping")
+    priority = _benefit("priority_service", "Priority service")
+    return Program(
+        id="default",
+        name="Membership",
+        timeZone="Asia/Shanghai",
+        signupGift=GiftPack(points=100),
+        growth=GrowthRules(perYuan=1, checkin=5),
+        tiers=(
+            Tier(id="V1", name="Registered", threshold=0, discountBps=0, pointsMultiplierPct=100),
+            Tier(
+                id="V2", name="Silver", threshold=1_000, discountBps=200, pointsMultiplierPct=120,
+                benefits=(birthday,), upgradeGift=GiftPack(points=200),
+            ),
+            Tier(
+                id="V3", name="Gold", threshold=5_000, discountBps=500, pointsMultiplierPct=150,
+                benefits=(birthday, shipping), upgradeGift=GiftPack(points=1_000),
+            ),
+            Tier(
+                id="V4", name="Diamond", threshold=20_000, discountBps=800,
+                pointsMultiplierPct=200, benefits=(birthday, shipping, priority),
+                upgradeGift=GiftPack(points=3_000),
+            ),
+        ),
+        downgradePolicy="one_down",
+        points=PointsRules(
+            perYuan=1, pointsPerYuanRedeemed=100, maxRedeemBps=5_000, returnWindowDays=7
+        ),
+        topup=TopupRules(
+            offers=(
+                TopupOffer(minAmount=100 * FEN_PER_YUAN, bonus=5 * FEN_PER_YUAN),
+                TopupOffer(minAmount=500 * FEN_PER_YUAN, bonus=50 * FEN_PER_YUAN),
+                TopupOffer(minAmount=1_000 * FEN_PER_YUAN, bonus=120 * FEN_PER_YUAN),
+            ),
+            minAmount=1 * FEN_PER_YUAN,
+            maxAmount=5_000 * FEN_PER_YUAN,
+            dailyMax=20_000 * FEN_PER_YUAN,
+            spendOrder="principal_first",
+            storedValueMemberThreshold=1_000 * FEN_PER_YUAN,
+            storedValueMemberBenefits=(_benefit("stored_value_price", "Stored-value member price"),),
+        ),
+        paidPlans=(
+            PaidPlan(
+                id="PLUS", name="PLUS",
+                prices=PaidPlanPrices(monthly=1_900, quarterly=4_900, yearly=14_900),
+                benefits=(shipping, _benefit("plus_points_x2", "Double points on orders")),
+            ),
+        ),
+        checkin=CheckinRules(points=5, streakDays=7, streakBonus=20),
+        holds=HoldRules(ttlMinutes=30),
+    )

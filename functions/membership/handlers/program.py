@@ -1,0 +1,30 @@
+"""HTTP: the program's public rules (`/v1/program`)."""
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+
+from membership.domain.program import Program
+from membership.handlers.http import build_app, error_responses, json_response, model_response
+from membership.handlers.http import require_subject
+from membership.observability import logger, metrics, tracer
+from membership.storage.program import load_program
+
+app = build_app()
+
+
+@app.get(
+    "/v1/program",
+    summary="Tiers with thresholds and benefits, top-up offers, points and check-in rules",
+    responses={200: model_response(Program, "The program"), **error_responses(403)},
+    tags=["program"],
+)
+def get_program():
+    require_subject(app, "member")
+    return json_response(200, load_program().model_dump(mode="json", by_alias=True))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return app.resolve(event, context)

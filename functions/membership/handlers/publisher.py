@@ -1,0 +1,66 @@
+"""Stream → EventBridge: publishes the outbox that each committed change carries.
+
+Guard items (`SOURCE#...`) hold the events of the change they guard, written in the same
+transaction, so an event goes out if and only if its change committed.
+"""
+from __future__ import annotations
+
+import json
+
+from membership.config import get_settings
+from membership.observability import logger, metrics, tracer
+
+SOURCE = "membership"
+MAX_ENTRIES_PER_CALL = 10
+_client = None
+
+
+def _events_client():
+    global _client
+    if _client is None:
+        import botocore.session  # botocore alone: boto3's resource layer is not needed
+
+        _client = botocore.session.get_session().create_client("events")
+    return _client
+
+
+def outbox_entries(record: dict) -> list[dict]:
+    image = record.get("dynamodb", {}).get("NewImage") or {}
+    outbox = image.get("outbox", {}).get("L") or []
+    member = image.get("memberId", {}).get("S")
+    entries = []
+    for event in outbox:
+        fields = event.get("M", {})
+        entries.append({
+            "Source": SOURCE,
+            "DetailType": fields["detailType"]["S"],
+            "Detail": fields["detail"]["S"],
+            "EventBusName": get_settings().event_bus_name,
+            "Resources": [f"member/{member}"] if member else [],
+        })
+    return entries
+
+
+def publish(entries: list[dict]) -> None:
+    for i in range(0, len(entries), MAX_ENTRIES_PER_CALL):
+        batch = entries[i:i + MAX_ENTRIES_PER_CALL]
+        response = _events_client().put_events(Entries=batch)
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused {response['FailedEntryCount']} entries")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    """Reports per-record failures so only the failed records are retried."""
+    failures = []
+    for record in event.get("Records", []):
+        try:
+            entries = outbox_entries(record)
+            if entries:
+                publish(entries)
+        except Exception:
+            logger.exception("publishing failed", extra={"eventID": record.get("eventID")})
+            failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+    return {"batchItemFailures": failures}

@@ -1,0 +1,243 @@
+"""Writing postings: one conditional TransactWriteItems per posting, guarded by its source.
+
+`post()` reads the member's live range (one query), lets the caller build a posting with
+the pure ledger rules, and commits it. The guard item `SOURCE#<key>` makes the same
+source apply at most once, forever; a replay returns the first result.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from membership.domain import calendar
+from membership.domain.ledger import (
+    Entry,
+    EntryAlreadyReversed,
+    LedgerState,
+    Posting,
+    PostingTooLarge,
+)
+from membership.errors import DomainError, MemberNotFound, Unavailable
+from membership.storage.models import (
+    LIVE_RANGE,
+    EntryItem,
+    GuardItem,
+    HoldItem,
+    LotItem,
+    MemberItem,
+    member_pk,
+)
+from membership.storage.table import Retry, connection, with_retries
+
+MAX_TRANSACTION_ITEMS = 100
+RETRYABLE_CODES = {
+    "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded",
+    "ThrottlingException", "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded", "InternalServerError", "TransactionInProgressException",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a posting answered: the first answer again when the source was already applied."""
+
+    result: dict
+    replayed: bool
+    posting: Posting | None = None
+
+
+@dataclass
+class ExtraItem:
+    """An item outside the ledger written in the same transaction (e.g. a uniqueness item)."""
+
+    model: Model
+    condition: object | None
+    on_condition_failed: Callable[[], Exception]
+
+
+def read_live_range(member_id: str) -> LedgerState:
+    """One query over the live range, decoding each row by its sort key."""
+    low, high = LIVE_RANGE
+    conn = MemberItem._get_connection()
+    member, lots, holds = None, [], []
+    last_key = None
+    while True:
+        page = conn.query(
+            member_pk(member_id), range_key_condition=MemberItem.SK.between(low, high),
+            consistent_read=True, exclusive_start_key=last_key,
+        )
+        for raw in page.get("Items", []):
+            sk = raw["SK"]["S"]
+            if sk == "MEMBER":
+                member = MemberItem.from_raw_data(raw).to_domain()
+            elif sk.startswith("LOT#"):
+                lots.append(LotItem.from_raw_data(raw).to_domain())
+            elif sk.startswith("HOLD#"):
+                holds.append(HoldItem.from_raw_data(raw).to_domain())
+        last_key = page.get("LastEvaluatedKey")
+        if not last_key:
+            break
+    if member is None:
+        raise MemberNotFound(f"member {member_id} has not signed up")
+    return LedgerState(member=member, lots=tuple(lots), holds=tuple(holds))
+
+
+def read_guard(source_key: str) -> GuardItem | None:
+    try:
+        return GuardItem.get(*GuardItem.key(source_key), consistent_read=True)
+    except GuardItem.DoesNotExist:
+        return None
+
+
+def _event_payload(posting: Posting) -> list[dict] | None:
+    if not posting.events:
+        return None
+    return [{"detailType": e.detail_type, "detail": json.dumps(e.detail, sort_keys=True)}
+            for e in posting.events]
+
+
+def commit(posting: Posting, *, new_member: bool = False,
+           extra: tuple[ExtraItem, ...] = ()) -> None:
+    """Write a posting as one TransactWriteItems; raises Retry or a domain error."""
+    plan: list[tuple[str, Callable[[], Exception] | None]] = []
+    now = posting.created_at
+    t = TransactWrite(connection=connection())
+    member = MemberItem.from_domain(posting.member)
+    if new_member:
+        t.save(member, condition=MemberItem.PK.does_not_exist())
+        plan.append(("member_new", None))
+    else:
+        t.save(member, condition=MemberItem.version == posting.member_before.version)
+        plan.append(("member", None))
+    guard = GuardItem(*GuardItem.key(posting.source_key), source_type=posting.source_type,
+                      member_id=posting.member.member_id, created_at=now,
+                      result=json.dumps(posting.result, sort_keys=True, default=str),
+                      outbox=_event_payload(posting))
+    t.save(guard, condition=GuardItem.PK.does_not_exist())
+    plan.append(("guard", None))
+    for key in posting.extra_guards:
+        t.save(GuardItem(*GuardItem.key(key), source_type="guard",
+                         member_id=posting.member.member_id, created_at=now),
+               condition=GuardItem.PK.does_not_exist())
+        plan.append(("extra_guard", lambda k=key: EntryAlreadyReversed(f"{k} already applied")))
+    for entry in posting.entries:
+        t.save(EntryItem.from_domain(entry), condition=EntryItem.PK.does_not_exist())
+        plan.append(("entry", None))
+    for change in posting.lots:
+        if change.before is None:
+            t.save(LotItem.from_domain(change.after), condition=LotItem.PK.does_not_exist())
+        elif change.after is None:
+            t.delete(LotItem.from_domain(change.before),
+                     condition=LotItem.version == change.before.version)
+        else:
+            t.save(LotItem.from_domain(change.after),
+                   condition=LotItem.version == change.before.version)
+        plan.append(("lot", None))
+    for change in posting.holds:
+        if change.before is None:
+            t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
+            plan.append(("hold", None))
+        else:
+            # Closing a hold moves it out of the live range: delete it, keep its record.
+            t.delete(HoldItem.from_domain(change.before),
+                     condition=HoldItem.version == change.before.version)
+            plan.append(("hold", None))
+            t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
+            plan.append(("hold_record", None))
+    for item in extra:
+        t.save(item.model, condition=item.condition)
+        plan.append(("extra", item.on_condition_failed))
+    if len(plan) > MAX_TRANSACTION_ITEMS:
+        raise PostingTooLarge(f"{len(plan)} items do not fit one transaction", items=len(plan))
+    try:
+        t._commit()
+    except TransactWriteError as exc:
+        raise _translate(exc, plan, posting) from None
+
+
+class AlreadyApplied(Exception):
+    """The guard exists: this source was applied before."""
+
+
+def _translate(exc: TransactWriteError, plan, posting: Posting) -> Exception:
+    code = exc.cause_response_code
+    if code != "TransactionCanceledException":
+        if code in RETRYABLE_CODES:
+            return Retry()
+        return exc
+    reasons = exc.cancellation_reasons or []
+    codes = [(r.code if r else None) for r in reasons]
+    if any(c in RETRYABLE_CODES for c in codes if c):
+        return Retry()
+    for (kind, on_failed), reason in zip(plan, codes):
+        if reason != "ConditionalCheckFailed":
+            continue
+        if kind == "guard":
+            return AlreadyApplied()
+        if on_failed is not None:
+            return on_failed()
+        if kind == "member_new":
+            return AlreadyApplied()
+    # A version moved under us: read again and rebuild.
+    return Retry()
+
+
+def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting]) -> Outcome:
+    """Read, build, commit, with bounded jittered retries on conflicts."""
+
+    def attempt() -> Outcome:
+        try:
+            state = read_live_range(member_id)
+            posting = build(state)
+        except DomainError:
+            # A failure to build may only mean the source was applied already.
+            guard = read_guard(source_key)
+            if guard is not None:
+                return Outcome(result=guard.result_dict(), replayed=True)
+            raise
+        try:
+            commit(posting)
+        except AlreadyApplied:
+            guard = read_guard(source_key)
+            return Outcome(result=guard.result_dict() if guard else {}, replayed=True)
+        return Outcome(result=posting.result, replayed=False, posting=posting)
+
+    return with_retries(attempt, lambda: Unavailable(
+        "the member's ledger stayed busy; try again", source_key=source_key))
+
+
+def entries_page(member_id: str, asset: str, limit: int,
+                 cursor: dict | None = None) -> tuple[list[Entry], dict | None]:
+    """A member's entries of one asset, newest first."""
+    prefix = f"ENTRY#{asset}#"
+    results = EntryItem.query(
+        member_pk(member_id), EntryItem.SK.startswith(prefix), scan_index_forward=False,
+        limit=limit, last_evaluated_key=cursor, page_size=limit,
+    )
+    entries = [item.to_domain() for item in results]
+    return entries, results.last_evaluated_key
+
+
+def all_entries(member_id: str) -> list[Entry]:
+    return [item.to_domain() for item in EntryItem.query(
+        member_pk(member_id), EntryItem.SK.startswith("ENTRY#"), consistent_read=True)]
+
+
+def all_lots(member_id: str) -> list:
+    return [item.to_domain() for item in LotItem.query(
+        member_pk(member_id), LotItem.SK.startswith("LOT#"), consistent_read=True)]
+
+
+def all_holds(member_id: str) -> list:
+    return [item.to_domain() for item in HoldItem.query(
+        member_pk(member_id), HoldItem.SK.startswith("HOLD#"), consistent_read=True)]
+
+
+def now_utc() -> datetime:
+    return calendar.utc(datetime.now().astimezone())

@@ -1,0 +1,296 @@
+"""Item types of the single table. Each model owns its key construction.
+
+PK                 SK                          item
+MEMBER#<id>        MEMBER                      the member: profile, tier, balances, growth months
+MEMBER#<id>        HOLD#<holdId>               an open hold
+MEMBER#<id>        LOT#<expiresAt>#<lotId>     a live points lot (sorted soonest-expiring first)
+MEMBER#<id>        ENTRY#<asset>#<entryId>     an immutable ledger entry (newest last)
+MEMBER#<id>        RECORD#HOLD#<holdId>        a closed hold, kept out of the live range
+PHONE#<e164>       PHONE                       phone uniqueness
+SUBJECT#<sub>      SUBJECT                     one member per JWT subject
+SOURCE#<key>       SOURCE                      guard: the effect of <key> happened (+ outbox)
+PROGRAM            CURRENT                     the program's rules
+
+A posting reads the live range of a member's partition in one query:
+SK BETWEEN 'HOLD#' AND 'MEMBER' returns open holds, live lots and the member item.
+"""
+from __future__ import annotations
+
+import json
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+
+from membership.domain import calendar
+from membership.domain.ledger import Entry, Hold, Lot, LotTake
+from membership.domain.members import Member, PaidPlanState
+from membership.storage.table import TableModel
+
+LIVE_RANGE = ("HOLD#", "MEMBER")
+
+
+def member_pk(member_id: str) -> str:
+    return f"MEMBER#{member_id}"
+
+
+class TimeAttribute(UnicodeAttribute):
+    """UTC instants as fixed-width ISO strings, so they sort and compare as text."""
+
+    def serialize(self, value):
+        return calendar.iso(value)
+
+    def deserialize(self, value):
+        return calendar.parse_iso(value)
+
+
+class LotTakeMap(MapAttribute):
+    lot_id = UnicodeAttribute(attr_name="l")
+    expires_at = TimeAttribute(attr_name="x")
+    amount = NumberAttribute(attr_name="a")
+
+
+def _takes_to_storage(takes: tuple[LotTake, ...]) -> list[LotTakeMap]:
+    return [LotTakeMap(lot_id=t.lot_id, expires_at=t.expires_at, amount=t.amount) for t in takes]
+
+
+def _takes_from_storage(items) -> tuple[LotTake, ...]:
+    return tuple(LotTake(lot_id=t.lot_id, expires_at=t.expires_at, amount=int(t.amount))
+                 for t in items or [])
+
+
+class PaidPlanMap(MapAttribute):
+    plan_id = UnicodeAttribute()
+    started_at = TimeAttribute()
+    ends_at = TimeAttribute()
+
+
+class MemberItem(TableModel):
+    member_id = UnicodeAttribute(attr_name="memberId")
+    subject = UnicodeAttribute()
+    phone = UnicodeAttribute()
+    nickname = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    store_id = UnicodeAttribute(attr_name="storeId", null=True)
+    referral_code = UnicodeAttribute(attr_name="referralCode", null=True)
+    created_at = TimeAttribute(attr_name="createdAt")
+    updated_at = TimeAttribute(attr_name="updatedAt")
+    tier_id = UnicodeAttribute(attr_name="tier")
+    tier_since = TimeAttribute(attr_name="tierSince")
+    version = NumberAttribute()
+    balance_principal = NumberAttribute(attr_name="balP")
+    balance_bonus = NumberAttribute(attr_name="balB")
+    points_available = NumberAttribute(attr_name="ptsA")
+    points_pending = NumberAttribute(attr_name="ptsP")
+    points_next_expiry_at = TimeAttribute(attr_name="ptsNextAt", null=True)
+    points_next_expiry_amount = NumberAttribute(attr_name="ptsNext", default=0)
+    growth_months = MapAttribute(attr_name="growth", default=dict)
+    paid_plan = PaidPlanMap(attr_name="plan", null=True)
+    topup_total = NumberAttribute(attr_name="topupTotal", default=0)
+    topup_day = UnicodeAttribute(attr_name="topupDay", null=True)
+    topup_day_amount = NumberAttribute(attr_name="topupDayAmt", default=0)
+    settled_period = UnicodeAttribute(attr_name="settled", null=True)
+
+    @staticmethod
+    def key(member_id: str) -> tuple[str, str]:
+        return member_pk(member_id), "MEMBER"
+
+    @classmethod
+    def from_domain(cls, m: Member) -> MemberItem:
+        pk, sk = cls.key(m.member_id)
+        plan = None
+        if m.paid_plan is not None:
+            plan = PaidPlanMap(plan_id=m.paid_plan.plan_id, started_at=m.paid_plan.started_at,
+                               ends_at=m.paid_plan.ends_at)
+        fields = m.model_dump(exclude={"paid_plan", "growth_months"})
+        growth = {k: v for k, v in m.growth_months.items() if v}
+        return cls(pk, sk, paid_plan=plan, growth_months=growth, **fields)
+
+    def to_domain(self) -> Member:
+        plan = None
+        if self.paid_plan is not None:
+            plan = PaidPlanState(plan_id=self.paid_plan.plan_id,
+                                 started_at=self.paid_plan.started_at,
+                                 ends_at=self.paid_plan.ends_at)
+        growth = self.growth_months.as_dict() if isinstance(
+            self.growth_months, MapAttribute) else dict(self.growth_months or {})
+        return Member(
+            member_id=self.member_id, subject=self.subject, phone=self.phone,
+            nickname=self.nickname, channel=self.channel, store_id=self.store_id,
+            referral_code=self.referral_code, created_at=self.created_at,
+            updated_at=self.updated_at, tier_id=self.tier_id, tier_since=self.tier_since,
+            version=int(self.version), balance_principal=int(self.balance_principal),
+            balance_bonus=int(self.balance_bonus), points_available=int(self.points_available),
+            points_pending=int(self.points_pending),
+            points_next_expiry_at=self.points_next_expiry_at,
+            points_next_expiry_amount=int(self.points_next_expiry_amount or 0),
+            growth_months={k: int(v) for k, v in growth.items()}, paid_plan=plan,
+            topup_total=int(self.topup_total or 0), topup_day=self.topup_day,
+            topup_day_amount=int(self.topup_day_amount or 0), settled_period=self.settled_period,
+        )
+
+
+class PhoneItem(TableModel):
+    member_id = UnicodeAttribute(attr_name="memberId")
+    subject = UnicodeAttribute()
+
+    @staticmethod
+    def key(e164: str) -> tuple[str, str]:
+        return f"PHONE#{e164}", "PHONE"
+
+
+class SubjectItem(TableModel):
+    member_id = UnicodeAttribute(attr_name="memberId")
+
+    @staticmethod
+    def key(subject: str) -> tuple[str, str]:
+        return f"SUBJECT#{subject}", "SUBJECT"
+
+
+class GuardItem(TableModel):
+    """The effect of a source happened: written once, in the effect's own transaction."""
+
+    source_type = UnicodeAttribute(attr_name="sourceType")
+    member_id = UnicodeAttribute(attr_name="memberId", null=True)
+    created_at = TimeAttribute(attr_name="createdAt")
+    result = UnicodeAttribute(null=True)  # JSON: what the first request was answered
+    outbox = ListAttribute(null=True)  # events to publish: [{"detailType", "detail"}]
+
+    @staticmethod
+    def key(source_key: str) -> tuple[str, str]:
+        return f"SOURCE#{source_key}", "SOURCE"
+
+    def result_dict(self) -> dict:
+        return json.loads(self.result) if self.result else {}
+
+
+class EntryItem(TableModel):
+    entry_id = UnicodeAttribute(attr_name="entryId")
+    member_id = UnicodeAttribute(attr_name="memberId")
+    asset = UnicodeAttribute()
+    bucket = UnicodeAttribute()
+    amount = NumberAttribute()
+    balance_after = NumberAttribute(attr_name="after")
+    source_type = UnicodeAttribute(attr_name="sourceType")
+    source_key = UnicodeAttribute(attr_name="sourceKey")
+    reason = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    created_at = TimeAttribute(attr_name="createdAt")
+    effective_at = TimeAttribute(attr_name="effectiveAt")
+    reverses = UnicodeAttribute(null=True)
+    hold_id = UnicodeAttribute(attr_name="holdId", null=True)
+    lot_id = UnicodeAttribute(attr_name="lotId", null=True)
+    lots = ListAttribute(of=LotTakeMap, null=True)
+
+    @staticmethod
+    def key(member_id: str, asset: str, entry_id: str) -> tuple[str, str]:
+        return member_pk(member_id), f"ENTRY#{asset}#{entry_id}"
+
+    @classmethod
+    def from_domain(cls, e: Entry) -> EntryItem:
+        pk, sk = cls.key(e.member_id, e.asset, e.entry_id)
+        fields = e.model_dump(exclude={"lots"})
+        return cls(pk, sk, lots=_takes_to_storage(e.lots) or None, **fields)
+
+    def to_domain(self) -> Entry:
+        return Entry(
+            entry_id=self.entry_id, member_id=self.member_id, asset=self.asset,
+            bucket=self.bucket, amount=int(self.amount), balance_after=int(self.balance_after),
+            source_type=self.source_type, source_key=self.source_key, reason=self.reason,
+            actor=self.actor, created_at=self.created_at, effective_at=self.effective_at,
+            reverses=self.reverses, hold_id=self.hold_id, lot_id=self.lot_id,
+            lots=_takes_from_storage(self.lots),
+        )
+
+
+class LotItem(TableModel):
+    lot_id = UnicodeAttribute(attr_name="lotId")
+    member_id = UnicodeAttribute(attr_name="memberId")
+    amount = NumberAttribute()
+    remaining = NumberAttribute()
+    earned_at = TimeAttribute(attr_name="earnedAt")
+    available_at = TimeAttribute(attr_name="availableAt", null=True)
+    expires_at = TimeAttribute(attr_name="expiresAt")
+    pending = BooleanAttribute(default=False)
+    source_key = UnicodeAttribute(attr_name="sourceKey")
+    version = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(member_id: str, expires_at, lot_id: str) -> tuple[str, str]:
+        return member_pk(member_id), f"LOT#{calendar.iso(expires_at)}#{lot_id}"
+
+    @classmethod
+    def from_domain(cls, lot: Lot) -> LotItem:
+        pk, sk = cls.key(lot.member_id, lot.expires_at, lot.lot_id)
+        return cls(pk, sk, **lot.model_dump())
+
+    def to_domain(self) -> Lot:
+        return Lot(
+            lot_id=self.lot_id, member_id=self.member_id, amount=int(self.amount),
+            remaining=int(self.remaining), earned_at=self.earned_at,
+            available_at=self.available_at, expires_at=self.expires_at,
+            pending=bool(self.pending), source_key=self.source_key, version=int(self.version),
+        )
+
+
+class HoldItem(TableModel):
+    hold_id = UnicodeAttribute(attr_name="holdId")
+    member_id = UnicodeAttribute(attr_name="memberId")
+    source_key = UnicodeAttribute(attr_name="sourceKey")
+    status = UnicodeAttribute()
+    created_at = TimeAttribute(attr_name="createdAt")
+    expires_at = TimeAttribute(attr_name="expiresAt")
+    principal = NumberAttribute(default=0)
+    bonus = NumberAttribute(default=0)
+    points = NumberAttribute(default=0)
+    lots = ListAttribute(of=LotTakeMap, null=True)
+    closed_by = UnicodeAttribute(attr_name="closedBy", null=True)
+    version = NumberAttribute(default=0)
+    # Sparse index of open holds by expiry, so a sweep finds the ones that lapsed.
+    GSI1PK = UnicodeAttribute(null=True)
+    GSI1SK = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(member_id: str, hold_id: str, *, closed: bool = False) -> tuple[str, str]:
+        return member_pk(member_id), ("RECORD#HOLD#" if closed else "HOLD#") + hold_id
+
+    @classmethod
+    def from_domain(cls, h: Hold) -> HoldItem:
+        closed = h.status != "held"
+        pk, sk = cls.key(h.member_id, h.hold_id, closed=closed)
+        item = cls(pk, sk, lots=_takes_to_storage(h.lots) or None, **h.model_dump(exclude={"lots"}))
+        if not closed:
+            item.GSI1PK = f"HOLDS#{hash_shard(h.member_id)}"
+            item.GSI1SK = f"{calendar.iso(h.expires_at)}#{h.member_id}#{h.hold_id}"
+        return item
+
+    def to_domain(self) -> Hold:
+        return Hold(
+            hold_id=self.hold_id, member_id=self.member_id, source_key=self.source_key,
+            status=self.status, created_at=self.created_at, expires_at=self.expires_at,
+            principal=int(self.principal), bonus=int(self.bonus), points=int(self.points),
+            lots=_takes_from_storage(self.lots), closed_by=self.closed_by,
+            version=int(self.version),
+        )
+
+
+class ProgramItem(TableModel):
+    document = UnicodeAttribute()
+    updated_at = TimeAttribute(attr_name="updatedAt")
+    version = NumberAttribute(default=0)
+
+    @staticmethod
+    def key() -> tuple[str, str]:
+        return "PROGRAM", "CURRENT"
+
+
+HOLD_SHARDS = 16
+
+
+def hash_shard(member_id: str, shards: int = HOLD_SHARDS) -> int:
+    """A stable shard, so no single index partition takes every write."""
+    return sum(member_id.encode()) % shards
