@@ -283,7 +283,7 @@ class PostingBuilder:
         self.debit_buckets(take_p, take_b, reason=reason, hold_id=hold_id)
         return take_p, take_b
 
-    def debit_buckets(self, principal: int, bonus: int, *, reason: str | None = None,
+    def debit_buckets(self, principal: int = 0, bonus: int = 0, *, reason: str | None = None,
                       hold_id: str | None = None, reverses: str | None = None) -> None:
         for bucket, amount in (("principal", principal), ("bonus", bonus)):
             if amount < 0:
@@ -421,6 +421,30 @@ class PostingBuilder:
                             reason=reason, lots=(take,))
                 expired.append(take)
         return expired
+
+    def consolidate_lots(self, limit: int = 90) -> int:
+        """Merge available lots that share an expiry into one; returns how many merged away.
+
+        Value-neutral (no entry moves anything), so a later debit touches fewer items.
+        At most `limit` lots go per call, so the merge itself fits one transaction.
+        """
+        by_expiry: dict[datetime, list[Lot]] = {}
+        for lot in self.live_lots():
+            if lot.remaining and not lot.pending:
+                by_expiry.setdefault(lot.expires_at, []).append(lot)
+        merged, budget = 0, limit  # every touched lot is one transaction item
+        for lots in by_expiry.values():
+            if len(lots) < 2 or budget < 2:
+                continue
+            keep, rest = lots[0], lots[1:budget]
+            budget -= 1 + len(rest)
+            self._lots[keep.lot_id] = keep.model_copy(update={
+                "remaining": keep.remaining + sum(lot.remaining for lot in rest),
+                "amount": keep.amount + sum(lot.remaining for lot in rest)})
+            for lot in rest:
+                self._lots[lot.lot_id] = lot.model_copy(update={"remaining": 0})
+            merged += len(rest)
+        return merged
 
     # ---- growth ----
 

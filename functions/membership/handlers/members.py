@@ -1,10 +1,15 @@
 """HTTP: signup and the member's own profile (`/v1/members`, `/v1/members/me`)."""
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.metrics import MetricUnit
+from typing import Annotated, Literal
 
-from membership.domain.members import MemberProfile, ProfileUpdate, SignupRequest
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import Field
+
+from membership.domain import calendar
+from membership.domain.members import ApiModel, MemberProfile, ProfileUpdate, SignupRequest
 from membership.handlers.http import (
     build_app,
     error_responses,
@@ -13,7 +18,8 @@ from membership.handlers.http import (
     require_subject,
 )
 from membership.observability import logger, metrics, tracer
-from membership.services import members
+from membership.services import ledger, members
+from membership.storage.program import load_program
 
 app = build_app()
 
@@ -57,6 +63,52 @@ def get_me():
 )
 def patch_me(body: ProfileUpdate):
     return _profile(200, members.edit_profile(require_subject(app, "member"), body))
+
+
+class EntryView(ApiModel):
+    entry_id: str = Field(alias="entryId")
+    asset: str
+    bucket: str
+    amount: int
+    balance_after: int = Field(alias="balanceAfter")
+    source_type: str = Field(alias="sourceType")
+    reason: str
+    actor: str
+    created_at: str = Field(alias="createdAt")
+    effective_at: str = Field(alias="effectiveAt")
+    reverses: str | None = None
+
+
+class LedgerPage(ApiModel):
+    entries: list[EntryView]
+    next_cursor: str | None = Field(alias="nextCursor")
+
+
+@app.get(
+    "/v1/members/me/ledger",
+    summary="Entries of one asset, newest first, with an opaque cursor",
+    responses={200: model_response(LedgerPage, "A page of entries"),
+               **error_responses(403, 404, 422)},
+    tags=["members"],
+)
+def get_ledger(
+    asset: Annotated[Literal["balance", "points", "growth"], Query()],
+    limit: Annotated[int, Query(ge=1, le=ledger.MAX_PAGE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+):
+    subject = require_subject(app, "member")
+    entries, next_cursor = ledger.ledger_page(subject, asset, limit, cursor)
+    tz = load_program().time_zone
+    page = LedgerPage(
+        entries=[EntryView(
+            entryId=e.entry_id, asset=e.asset, bucket=e.bucket, amount=e.amount,
+            balanceAfter=e.balance_after, sourceType=e.source_type, reason=e.reason,
+            actor=e.actor, createdAt=calendar.wire(e.created_at, tz),
+            effectiveAt=calendar.wire(e.effective_at, tz), reverses=e.reverses,
+        ) for e in entries],
+        nextCursor=next_cursor,
+    )
+    return json_response(200, page.model_dump(mode="json", by_alias=True))
 
 
 @logger.inject_lambda_context(clear_state=True)

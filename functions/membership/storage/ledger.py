@@ -188,8 +188,12 @@ def _translate(exc: TransactWriteError, plan, posting: Posting) -> Exception:
     return Retry()
 
 
-def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting]) -> Outcome:
-    """Read, build, commit, with bounded jittered retries on conflicts."""
+def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting],
+         extra: Callable[[Posting], tuple[ExtraItem, ...]] | None = None) -> Outcome:
+    """Read, build, commit, with bounded jittered retries on conflicts.
+
+    `extra(posting)` names items outside the ledger that commit in the same transaction.
+    """
 
     def attempt() -> Outcome:
         try:
@@ -202,7 +206,12 @@ def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting
                 return Outcome(result=guard.result_dict(), replayed=True)
             raise
         try:
-            commit(posting)
+            commit(posting, extra=extra(posting) if extra else ())
+        except PostingTooLarge:
+            # Many small lots: merge lots that share an expiry, then build again.
+            if not _consolidate_lots(state):
+                raise
+            raise Retry() from None
         except AlreadyApplied:
             guard = read_guard(source_key)
             return Outcome(result=guard.result_dict() if guard else {}, replayed=True)
@@ -210,6 +219,25 @@ def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting
 
     return with_retries(attempt, lambda: Unavailable(
         "the member's ledger stayed busy; try again", source_key=source_key))
+
+
+def _consolidate_lots(state: LedgerState) -> bool:
+    """A value-neutral posting that merges same-expiry lots; False when none can merge."""
+    from membership.domain.ledger import PostingBuilder
+    from membership.storage.program import load_program
+
+    now = now_utc()
+    member = state.member
+    builder = PostingBuilder(
+        state, load_program(), source_key=f"consolidate:{member.member_id}:{member.version}",
+        source_type="consolidation", reason="lot_consolidation", actor="system", now=now)
+    if builder.consolidate_lots() == 0:
+        return False
+    try:
+        commit(builder.build())
+    except AlreadyApplied:
+        pass
+    return True
 
 
 def entries_page(member_id: str, asset: str, limit: int,

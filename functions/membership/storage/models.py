@@ -6,6 +6,7 @@ MEMBER#<id>        HOLD#<holdId>               an open hold
 MEMBER#<id>        LOT#<expiresAt>#<lotId>     a live points lot (sorted soonest-expiring first)
 MEMBER#<id>        ENTRY#<asset>#<entryId>     an immutable ledger entry (newest last)
 MEMBER#<id>        RECORD#HOLD#<holdId>        a closed hold, kept out of the live range
+MEMBER#<id>        ORDER#<orderId>             a paid order's settlement (for refunds)
 PHONE#<e164>       PHONE                       phone uniqueness
 SUBJECT#<sub>      SUBJECT                     one member per JWT subject
 SOURCE#<key>       SOURCE                      guard: the effect of <key> happened (+ outbox)
@@ -276,6 +277,19 @@ class HoldItem(TableModel):
             lots=_takes_from_storage(self.lots), closed_by=self.closed_by,
             version=int(self.version),
         )
+
+
+class OrderItem(TableModel):
+    """A paid order's settlement, line by line, as JSON; refunds advance it by version."""
+
+    order_id = UnicodeAttribute(attr_name="orderId")
+    member_id = UnicodeAttribute(attr_name="memberId")
+    document = UnicodeAttribute()
+    version = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(member_id: str, order_id: str) -> tuple[str, str]:
+        return member_pk(member_id), f"ORDER#{order_id}"
 
 
 class ProgramItem(TableModel):

@@ -1,0 +1,691 @@
+"""Checkout rules: the quote, the split of an order's amounts over its lines, and refunds.
+
+Pure: no I/O. Money is integer fen, points and growth integer units.
+
+Rounding (one rule, everywhere): every computed benefit rounds DOWN to the whole fen or
+point (tier discount, the points cap, points and growth earned), so the brand never
+grants more than its stated rate, and the member is short by less than one unit.
+Amounts split over lines by the largest-remainder method: shares are the floors of the
+exact proportions, and the fen left over go one each to the lines with the largest
+remainders (ties: the earlier line). So per-line shares always sum exactly to the total.
+
+Refunds are cumulative: after refunding r of a line's q units, the member has had back
+floor(share × r / q) of each of the line's shares. A refund moves the difference between
+the cumulative amounts after and before it, so refunding every unit, in any number of
+steps, reverses exactly what the order spent and earned.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from membership.domain import calendar
+from membership.domain.ledger import (
+    Hold,
+    HoldNotFound,
+    InsufficientBalance,
+    InsufficientPoints,
+    LotTake,
+    PostingBuilder,
+)
+from membership.domain.members import Member
+from membership.domain.program import FEN_PER_YUAN, Program, Tier
+from membership.errors import Conflict, InvalidRequest, Unavailable
+
+BPS = 10_000
+MAX_LINES = 200
+MAX_FEN = 10**12  # a bound far above any real order, so arithmetic stays honest
+
+OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+LineId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+MemberId = Annotated[str, StringConstraints(pattern=r"^M[a-z2-7]{8,64}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Fen = Annotated[int, Field(ge=0, le=MAX_FEN, strict=True)]
+Count = Annotated[int, Field(ge=0, le=MAX_FEN, strict=True)]
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+class PointsOverCap(InvalidRequest):
+    code = "points_over_cap"
+
+
+class BalanceOverPayable(InvalidRequest):
+    code = "balance_over_payable"
+
+
+class HoldMismatch(Conflict):
+    """The same order held again with other amounts, or paid with amounts its hold differs
+    from: never silently fixed."""
+
+    code = "hold_mismatch"
+
+
+class AmountsMismatch(InvalidRequest):
+    code = "amounts_mismatch"
+
+
+class OverRefund(InvalidRequest):
+    code = "over_refund"
+
+
+class UnknownLine(InvalidRequest):
+    code = "unknown_line"
+
+
+class OrderNotPaidYet(Unavailable):
+    """An event about an order whose payment has not landed yet: try again later."""
+
+    code = "order_not_paid_yet"
+
+
+# ---- wire models -------------------------------------------------------------------------
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class EventModel(BaseModel):
+    """Inbound events: unknown fields are ignored so a producer may add fields safely."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class OrderLine(ApiModel):
+    line_id: LineId = Field(alias="lineId")
+    sku: Text
+    category: Text
+    brand: Text
+    quantity: int = Field(ge=1, le=100_000, strict=True)
+    unit_price: Fen = Field(alias="unitPrice", description="fen")
+
+    @property
+    def amount(self) -> int:
+        return self.quantity * self.unit_price
+
+
+def _unique_lines(lines: tuple) -> None:
+    ids = [line.line_id for line in lines]
+    if len(set(ids)) != len(ids):
+        raise ValueError("lineId values must be unique within an order")
+
+
+class QuoteRequest(ApiModel):
+    member_id: MemberId = Field(alias="memberId")
+    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    points_to_redeem: Count = Field(alias="pointsToRedeem", default=0)
+    balance_to_use: Fen = Field(alias="balanceToUse", default=0, description="fen")
+
+    @model_validator(mode="after")
+    def _lines_unique(self) -> QuoteRequest:
+        _unique_lines(self.lines)
+        return self
+
+
+class LineQuote(ApiModel):
+    line_id: str = Field(alias="lineId")
+    subtotal: int
+    tier_discount: int = Field(alias="tierDiscount")
+    points_used: int = Field(alias="pointsUsed")
+    points_value: int = Field(alias="pointsValue")
+    balance: int
+    payable: int
+
+
+class Quote(ApiModel):
+    member_id: str = Field(alias="memberId")
+    tier: str
+    subtotal: int = Field(description="fen")
+    tier_discount: int = Field(alias="tierDiscount", description="fen")
+    amount_after_discounts: int = Field(alias="amountAfterDiscounts", description="fen")
+    points_redeemable: int = Field(alias="pointsRedeemable", description="points")
+    points_to_redeem: int = Field(alias="pointsToRedeem", description="points")
+    points_value: int = Field(alias="pointsValue", description="fen")
+    balance_usable: int = Field(alias="balanceUsable", description="fen")
+    balance_to_use: int = Field(alias="balanceToUse", description="fen")
+    payable: int = Field(description="fen left to pay in cash")
+    points_to_earn: int = Field(alias="pointsToEarn", description="points")
+    growth_to_earn: int = Field(alias="growthToEarn")
+    lines: tuple[LineQuote, ...]
+
+
+class HoldRequest(ApiModel):
+    order_id: OrderId = Field(alias="orderId")
+    member_id: MemberId = Field(alias="memberId")
+    points: Count = 0
+    balance: Fen = Field(default=0, description="fen")
+
+    @model_validator(mode="after")
+    def _something(self) -> HoldRequest:
+        if self.points + self.balance == 0:
+            raise ValueError("a hold reserves points, balance or both")
+        return self
+
+
+class HoldBalance(ApiModel):
+    principal: int
+    bonus: int
+    total: int
+
+
+class HoldView(ApiModel):
+    hold_id: str = Field(alias="holdId")
+    order_id: str = Field(alias="orderId")
+    member_id: str = Field(alias="memberId")
+    points: int
+    balance: HoldBalance
+    status: str
+    created_at: str = Field(alias="createdAt")
+    expires_at: str = Field(alias="expiresAt")
+
+
+class OrderAmounts(EventModel):
+    subtotal: Fen
+    discount: Fen
+    points_used: Count = Field(alias="pointsUsed")
+    balance_used: Fen = Field(alias="balanceUsed")
+    cash_paid: Fen = Field(alias="cashPaid")
+
+
+class OrderPaid(EventModel):
+    order_id: OrderId = Field(alias="orderId")
+    member_id: MemberId = Field(alias="memberId")
+    store_id: Text | None = Field(alias="storeId", default=None)
+    paid_at: datetime = Field(alias="paidAt")
+    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    amounts: OrderAmounts
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OrderPaid:
+        _unique_lines(self.lines)
+        if self.paid_at.tzinfo is None:
+            raise ValueError("paidAt needs an offset")
+        return self
+
+
+class OrderCancelled(EventModel):
+    order_id: OrderId = Field(alias="orderId")
+    member_id: MemberId = Field(alias="memberId")
+    cancelled_at: datetime | None = Field(alias="cancelledAt", default=None)
+
+
+class OrderCompleted(EventModel):
+    order_id: OrderId = Field(alias="orderId")
+    member_id: MemberId = Field(alias="memberId")
+    completed_at: datetime | None = Field(alias="completedAt", default=None)
+
+
+class RefundLine(EventModel):
+    line_id: LineId = Field(alias="lineId")
+    quantity: int = Field(ge=1, le=100_000, strict=True)
+
+
+class OrderRefunded(EventModel):
+    order_id: OrderId = Field(alias="orderId")
+    member_id: MemberId = Field(alias="memberId")
+    refund_id: OrderId = Field(alias="refundId")
+    refunded_at: datetime | None = Field(alias="refundedAt", default=None)
+    lines: tuple[RefundLine, ...] | None = Field(
+        default=None, max_length=MAX_LINES,
+        description="None or absent: the whole order (what is left of it)")
+
+    @model_validator(mode="after")
+    def _lines_unique(self) -> OrderRefunded:
+        if self.lines is not None:
+            _unique_lines(self.lines)
+        return self
+
+
+# ---- arithmetic --------------------------------------------------------------------------
+
+def allocate(total: int, weights: list[int]) -> list[int]:
+    """Split `total` over `weights` by largest remainder; shares sum exactly to `total`.
+
+    When total <= sum(weights) no share exceeds its weight. All-zero weights split evenly.
+    """
+    if total < 0 or any(w < 0 for w in weights):
+        raise ValueError("allocate takes non-negative integers")
+    if not weights:
+        if total:
+            raise ValueError("nothing to allocate over")
+        return []
+    whole = sum(weights)
+    if whole == 0:
+        weights, whole = [1] * len(weights), len(weights)
+    shares = [total * w // whole for w in weights]
+    left = total - sum(shares)
+    by_remainder = sorted(range(len(weights)),
+                          key=lambda i: (-(total * weights[i] % whole), i))
+    for i in by_remainder[:left]:
+        shares[i] += 1
+    return shares
+
+
+def share_through(amount: int, done: int, quantity: int) -> int:
+    """What of a line's `amount` belongs to its first `done` of `quantity` units."""
+    return amount * done // quantity
+
+
+def bps_of(amount: int, bps: int) -> int:
+    return amount * bps // BPS
+
+
+def points_value(points: int, program: Program) -> int:
+    """Fen that `points` offset at checkout, rounded down."""
+    return points * FEN_PER_YUAN // program.points.points_per_yuan_redeemed
+
+
+def points_for_value(fen: int, program: Program) -> int:
+    """The most points whose value does not exceed `fen`."""
+    return fen * program.points.points_per_yuan_redeemed // FEN_PER_YUAN
+
+
+def points_to_earn(paid_fen: int, tier: Tier, program: Program) -> int:
+    """Per whole yuan paid (cash + stored value), times the tier multiplier, rounded down."""
+    return paid_fen // FEN_PER_YUAN * program.points.per_yuan * tier.points_multiplier_pct // 100
+
+
+def growth_to_earn(paid_fen: int, program: Program) -> int:
+    return paid_fen // FEN_PER_YUAN * program.growth.per_yuan
+
+
+# ---- lines -------------------------------------------------------------------------------
+
+class LineSplit(BaseModel):
+    """One line's share of every amount an order moved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line_id: str
+    quantity: int
+    subtotal: int
+    discount: int
+    points_used: int
+    points_value: int
+    balance: int
+    cash: int
+    earned_points: int = 0
+    growth: int = 0
+    refunded_quantity: int = 0
+
+
+def split_lines(lines: tuple[OrderLine, ...], *, discount: int, points_used: int,
+                points_value_fen: int, balance: int, earned_points: int = 0,
+                growth: int = 0) -> list[LineSplit]:
+    """Spread each amount over the lines, in the order a checkout applies them.
+
+    Discounts (tier now; coupons later, as further layers) by line subtotal; the points
+    value by what is left of each line; stored value by what is left after that; cash is
+    each line's remainder, so a line's parts add up to its subtotal exactly.
+    """
+    subtotals = [line.amount for line in lines]
+    if discount > sum(subtotals):
+        raise AmountsMismatch("the discount exceeds the subtotal")
+    discounts = allocate(discount, subtotals)
+    nets = [s - d for s, d in zip(subtotals, discounts)]
+    if points_value_fen + balance > sum(nets):
+        raise AmountsMismatch("points and stored value exceed what is payable")
+    values = allocate(points_value_fen, nets)
+    points = allocate(points_used, values if points_value_fen else nets)
+    after_points = [n - v for n, v in zip(nets, values)]
+    balances = allocate(balance, after_points)
+    cash = [a - b for a, b in zip(after_points, balances)]
+    paid = [b + c for b, c in zip(balances, cash)]
+    earned = allocate(earned_points, paid)
+    growths = allocate(growth, paid)
+    return [
+        LineSplit(line_id=line.line_id, quantity=line.quantity, subtotal=subtotals[i],
+                  discount=discounts[i], points_used=points[i], points_value=values[i],
+                  balance=balances[i], cash=cash[i], earned_points=earned[i],
+                  growth=growths[i])
+        for i, line in enumerate(lines)
+    ]
+
+
+# ---- the quote ---------------------------------------------------------------------------
+
+def quote(request: QuoteRequest, member: Member, program: Program) -> Quote:
+    """What this member gets for these lines; checks the requested points and balance."""
+    tier = program.tier(member.tier_id)
+    subtotal = sum(line.amount for line in request.lines)
+    tier_discount = bps_of(subtotal, tier.discount_bps)
+    after_discounts = subtotal - tier_discount
+    cap_points = points_for_value(bps_of(after_discounts, program.points.max_redeem_bps),
+                                  program)
+    redeemable = min(cap_points, member.points_available)
+    wanted = request.points_to_redeem
+    if wanted > cap_points:
+        raise PointsOverCap(f"at most {cap_points} points may offset this order",
+                            cap=cap_points, requested=wanted)
+    if wanted > member.points_available:
+        raise InsufficientPoints(f"the member has {member.points_available} points",
+                                 available=member.points_available, requested=wanted)
+    value = points_value(wanted, program)
+    left = after_discounts - value
+    balance_total = member.balance_principal + member.balance_bonus
+    usable = min(balance_total, left)
+    if request.balance_to_use > left:
+        raise BalanceOverPayable(f"only {left} fen are left to pay", payable=left,
+                                 requested=request.balance_to_use)
+    if request.balance_to_use > balance_total:
+        raise InsufficientBalance(f"the member's balance is {balance_total} fen",
+                                  available=balance_total, requested=request.balance_to_use)
+    cash = left - request.balance_to_use
+    paid = cash + request.balance_to_use
+    splits = split_lines(request.lines, discount=tier_discount, points_used=wanted,
+                         points_value_fen=value, balance=request.balance_to_use)
+    return Quote(
+        member_id=member.member_id, tier=tier.id, subtotal=subtotal, tier_discount=tier_discount,
+        amount_after_discounts=after_discounts, points_redeemable=redeemable,
+        points_to_redeem=wanted, points_value=value, balance_usable=usable,
+        balance_to_use=request.balance_to_use, payable=cash,
+        points_to_earn=points_to_earn(paid, tier, program),
+        growth_to_earn=growth_to_earn(paid, program),
+        lines=tuple(LineQuote(line_id=s.line_id, subtotal=s.subtotal,
+                              tier_discount=s.discount, points_used=s.points_used,
+                              points_value=s.points_value, balance=s.balance, payable=s.cash)
+                    for s in splits),
+    )
+
+
+# ---- holds -------------------------------------------------------------------------------
+
+def hold_id_for(order_id: str) -> str:
+    return order_id
+
+
+def hold_source_key(order_id: str) -> str:
+    return f"hold:{order_id}"
+
+
+def hold_view(hold: Hold, order_id: str, tz: str) -> dict:
+    return HoldView(
+        hold_id=hold.hold_id, order_id=order_id, member_id=hold.member_id, points=hold.points,
+        balance=HoldBalance(principal=hold.principal, bonus=hold.bonus,
+                            total=hold.principal + hold.bonus),
+        status=hold.status, created_at=calendar.wire(hold.created_at, tz),
+        expires_at=calendar.wire(hold.expires_at, tz),
+    ).model_dump(mode="json", by_alias=True)
+
+
+def place_hold(builder: PostingBuilder, request: HoldRequest, program: Program) -> dict:
+    hold = builder.place_hold(
+        hold_id_for(request.order_id), points=request.points, balance=request.balance,
+        expires_at=builder.now + timedelta(minutes=program.holds.ttl_minutes))
+    builder.result = hold_view(hold, request.order_id, program.time_zone)
+    return builder.result
+
+
+def same_hold(first: dict, request: HoldRequest) -> bool:
+    """Is `request` the order's first hold again (same member, same amounts)?"""
+    return (first.get("memberId") == request.member_id
+            and first.get("points") == request.points
+            and (first.get("balance") or {}).get("total") == request.balance)
+
+
+# ---- settlement of a paid order ----------------------------------------------------------
+
+class Settlement(BaseModel):
+    """What a paid order moved, line by line; refunds work from this record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    member_id: str
+    store_id: str | None = None
+    paid_at: datetime
+    tier_id: str
+    lot_id: str
+    growth_month: str
+    points_used: int
+    principal_used: int
+    bonus_used: int
+    takes: tuple[LotTake, ...] = ()
+    cash_paid: int
+    earned_points: int
+    growth: int
+    captured_hold: bool
+    lines: tuple[LineSplit, ...]
+    refund_ids: tuple[str, ...] = ()
+    points_returned: int = 0
+    balance_returned: int = 0
+    bonus_returned: int = 0
+    earned_reversed: int = 0
+    earned_written_off: int = 0
+    growth_reversed: int = 0
+
+    @property
+    def balance_used(self) -> int:
+        return self.principal_used + self.bonus_used
+
+    def result(self) -> dict:
+        return {
+            "orderId": self.order_id, "memberId": self.member_id,
+            "pointsEarned": self.earned_points, "growthEarned": self.growth,
+            "pointsUsed": self.points_used, "balanceUsed": self.balance_used,
+            "capturedHold": self.captured_hold, "lotId": self.lot_id,
+        }
+
+
+def order_lot_id(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
+def _open_hold(builder: PostingBuilder, hold_id: str) -> Hold | None:
+    try:
+        hold = builder.hold(hold_id)
+    except HoldNotFound:
+        return None
+    return hold if hold.status == "held" else None
+
+
+def check_amounts(event: OrderPaid, program: Program) -> None:
+    """The order's amounts add up; anything else is a malformed event."""
+    a = event.amounts
+    subtotal = sum(line.amount for line in event.lines)
+    if a.subtotal != subtotal:
+        raise AmountsMismatch(f"subtotal {a.subtotal} is not the lines' {subtotal}")
+    due = a.subtotal - a.discount - points_value(a.points_used, program) - a.balance_used
+    if due != a.cash_paid:
+        raise AmountsMismatch(
+            f"subtotal - discount - points value - balance = {due}, not cashPaid {a.cash_paid}")
+
+
+def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
+                upgrade) -> Settlement:
+    """order.paid: capture the hold (or debit directly), award pending points and growth
+    dated by the order's paid time, then upgrade at once if rolling growth now qualifies.
+
+    `upgrade(builder, program)` is the tier rule (domain.tiers.upgrade_if_qualified).
+    """
+    check_amounts(event, program)
+    a = event.amounts
+    hold_id = hold_id_for(event.order_id)
+    hold = _open_hold(builder, hold_id)
+    captured = False
+    if hold is not None:
+        if hold.points != a.points_used or hold.principal + hold.bonus != a.balance_used:
+            raise HoldMismatch(
+                f"order {event.order_id} paid {a.points_used} points and {a.balance_used} fen "
+                f"but its hold reserved {hold.points} points and "
+                f"{hold.principal + hold.bonus} fen",
+                hold_points=hold.points, hold_balance=hold.principal + hold.bonus,
+                paid_points=a.points_used, paid_balance=a.balance_used)
+        if builder.now > hold.expires_at:
+            # The hold lapsed before the sweep came by, but the order did pay: put the
+            # funds back and spend them anew, so the ledger shows what happened.
+            builder.release_hold(hold_id, reason="hold_expired")
+            hold = None
+        else:
+            builder.capture_hold(hold_id)
+            captured = True
+            principal, bonus, takes = hold.principal, hold.bonus, hold.lots
+    if hold is None:
+        principal = bonus = 0
+        takes: tuple[LotTake, ...] = ()
+        if a.balance_used:
+            principal, bonus = builder.debit_balance(a.balance_used, reason="order_paid")
+        if a.points_used:
+            takes = builder.debit_points(a.points_used, reason="order_paid")
+    tier = program.tier(builder.member.tier_id)
+    paid_fen = a.cash_paid + a.balance_used
+    earned = points_to_earn(paid_fen, tier, program)
+    growth = growth_to_earn(paid_fen, program)
+    lot_id = order_lot_id(event.order_id)
+    if earned:
+        builder.credit_points(
+            earned, lot_id=lot_id, pending=True, reason="order_paid",
+            available_at=calendar.utc(event.paid_at)
+            + timedelta(days=program.points.return_window_days))
+    month = calendar.month_of(event.paid_at, program.time_zone)
+    if growth:
+        builder.credit_growth(growth, month=month, reason="order_paid")
+        upgrade(builder, program)
+    lines = split_lines(event.lines, discount=a.discount, points_used=a.points_used,
+                        points_value_fen=points_value(a.points_used, program),
+                        balance=a.balance_used, earned_points=earned, growth=growth)
+    settlement = Settlement(
+        order_id=event.order_id, member_id=event.member_id, store_id=event.store_id,
+        paid_at=calendar.utc(event.paid_at), tier_id=tier.id, lot_id=lot_id,
+        growth_month=month, points_used=a.points_used, principal_used=principal,
+        bonus_used=bonus, takes=takes, cash_paid=a.cash_paid, earned_points=earned,
+        growth=growth, captured_hold=captured, lines=tuple(lines))
+    builder.result = settlement.result()
+    return settlement
+
+
+# ---- refunds -----------------------------------------------------------------------------
+
+class RefundPlan(BaseModel):
+    """What one refund gives back and takes back, computed cumulatively per line."""
+
+    model_config = ConfigDict(frozen=True)
+
+    points_return: int
+    balance_return: int
+    earned_reverse: int
+    growth_reverse: int
+    lines: tuple[LineSplit, ...]  # with refunded_quantity advanced
+
+
+def plan_refund(settlement: Settlement, refund: OrderRefunded) -> RefundPlan:
+    by_id = {line.line_id: line for line in settlement.lines}
+    wanted: dict[str, int] = {}
+    if refund.lines is None:
+        wanted = {line.line_id: line.quantity - line.refunded_quantity
+                  for line in settlement.lines}
+    else:
+        for r in refund.lines:
+            if r.line_id not in by_id:
+                raise UnknownLine(f"order {settlement.order_id} has no line {r.line_id}")
+            line = by_id[r.line_id]
+            if r.quantity > line.quantity - line.refunded_quantity:
+                raise OverRefund(
+                    f"line {r.line_id}: {line.quantity - line.refunded_quantity} of "
+                    f"{line.quantity} units are left to refund, not {r.quantity}")
+            wanted[r.line_id] = r.quantity
+    totals = {"points_used": 0, "balance": 0, "earned_points": 0, "growth": 0}
+    new_lines = []
+    for line in settlement.lines:
+        before = line.refunded_quantity
+        after = before + wanted.get(line.line_id, 0)
+        for field in totals:
+            amount = getattr(line, field)
+            totals[field] += (share_through(amount, after, line.quantity)
+                              - share_through(amount, before, line.quantity))
+        new_lines.append(line.model_copy(update={"refunded_quantity": after}))
+    return RefundPlan(points_return=totals["points_used"], balance_return=totals["balance"],
+                      earned_reverse=totals["earned_points"], growth_reverse=totals["growth"],
+                      lines=tuple(new_lines))
+
+
+def takes_between(takes: tuple[LotTake, ...], start: int, end: int) -> tuple[LotTake, ...]:
+    """The slice [start, end) of the points an order spent, lot by lot, in spend order."""
+    out, offset = [], 0
+    for take in takes:
+        low, high = max(start, offset), min(end, offset + take.amount)
+        if high > low:
+            out.append(take.model_copy(update={"amount": high - low}))
+        offset += take.amount
+    return tuple(out)
+
+
+def apply_refund(builder: PostingBuilder, settlement: Settlement,
+                 refund: OrderRefunded) -> Settlement:
+    """order.refunded: give back spent stored value and points, take back what was earned.
+
+    Earned points that were already spent (policy; nothing ever goes negative):
+    1. take back what is left of the order's own lot;
+    2. the shortfall comes out of the member's spendable points, which include the points
+       this same refund just gave back (so the refund's points offset pays first);
+    3. whatever still cannot be taken is written off and recorded on the order.
+    Growth is reversed in the month it was earned. A tier reached with this order is not
+    revoked here: the monthly settlement re-evaluates it under the downgrade policy.
+    """
+    plan = plan_refund(settlement, refund)
+    # Stored value: the bonus share is cumulative over the order, so a full refund gives
+    # back exactly the principal and bonus the order spent.
+    balance_through = settlement.balance_returned + plan.balance_return
+    bonus_through = (settlement.bonus_used * balance_through // settlement.balance_used
+                     if settlement.balance_used else 0)
+    bonus = bonus_through - settlement.bonus_returned
+    principal = plan.balance_return - bonus
+    if principal:
+        builder.credit_balance("principal", principal, reason="order_refunded")
+    if bonus:
+        builder.credit_balance("bonus", bonus, reason="order_refunded")
+    if plan.points_return:
+        takes = takes_between(settlement.takes, settlement.points_returned,
+                              settlement.points_returned + plan.points_return)
+        builder.return_points(takes, reason="order_refunded")
+    written_off = growth = 0
+    if plan.earned_reverse:
+        clawed = builder.claw_back_points(settlement.lot_id, plan.earned_reverse,
+                                          reason="order_refunded")
+        shortfall = plan.earned_reverse - clawed
+        if shortfall:
+            spendable = sum(lot.remaining for lot in builder.live_lots()
+                            if lot.spendable(builder.now))
+            take = min(shortfall, spendable)
+            if take:
+                builder.debit_points(take, reason="order_refunded_clawback")
+            written_off = shortfall - take
+    if plan.growth_reverse:
+        # The settlement never lowers a month's growth, so this only guards against data
+        # that was corrected by hand.
+        have = builder.member.growth_months.get(settlement.growth_month, 0)
+        growth = min(plan.growth_reverse, have)
+        if growth:
+            builder.debit_growth(growth, month=settlement.growth_month, reason="order_refunded")
+    updated = settlement.model_copy(update={
+        "lines": plan.lines,
+        "refund_ids": (*settlement.refund_ids, refund.refund_id),
+        "points_returned": settlement.points_returned + plan.points_return,
+        "balance_returned": balance_through,
+        "bonus_returned": bonus_through,
+        "earned_reversed": settlement.earned_reversed + plan.earned_reverse - written_off,
+        "earned_written_off": settlement.earned_written_off + written_off,
+        "growth_reversed": settlement.growth_reversed + growth,
+    })
+    builder.result = {
+        "orderId": settlement.order_id, "refundId": refund.refund_id,
+        "memberId": settlement.member_id,
+        "balanceReturned": {"principal": principal, "bonus": bonus,
+                            "total": plan.balance_return},
+        "pointsReturned": plan.points_return, "earnedPointsReversed": plan.earned_reverse,
+        "earnedPointsWrittenOff": written_off, "growthReversed": growth,
+    }
+    return updated
+
+
+def complete_order(builder: PostingBuilder, settlement: Settlement) -> int:
+    """order.completed: the order's pending points become available."""
+    released = 0
+    lot = next((lot for lot in builder.live_lots() if lot.lot_id == settlement.lot_id), None)
+    if lot is not None and lot.pending:
+        released = builder.release_pending(settlement.lot_id, reason="order_completed")
+    builder.result = {"orderId": settlement.order_id, "memberId": settlement.member_id,
+                      "pointsReleased": released}
+    return released

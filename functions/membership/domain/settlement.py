@@ -1,0 +1,302 @@
+"""Monthly settlement rules, pure: what settling one member for one period changes.
+
+The settlement touches every member, so the decision is made from a small snapshot of the
+member item (tier, growth months, soonest points expiry, paid plan, last settled period)
+without reading lots or entries. Only members whose decision changes something are
+written, through a ledger posting that decides again from the freshly read state.
+
+Idempotency per (member, period): a member that was changed records the period in
+`settled_period`, so deciding again answers "nothing to do"; a member that was not
+changed decides the same way again because the decision is a pure function of its state.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from membership.domain import calendar
+from membership.domain.ledger import PostingBuilder
+from membership.domain.program import Program
+from membership.domain.tiers import change_tier, settlement_target
+from membership.errors import DomainError, InvalidRequest
+
+PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+class InvalidPeriod(InvalidRequest):
+    code = "invalid_period"
+
+
+class NothingToSettle(DomainError):
+    """The fresh state needs no change (another writer got there first)."""
+
+    code = "nothing_to_settle"
+
+
+def check_period(period: str) -> str:
+    if not isinstance(period, str) or not PERIOD.match(period):
+        raise InvalidPeriod(f"a period is a month YYYY-MM, not {period!r}")
+    return period
+
+
+def period_before(instant: datetime, tz: str) -> str:
+    """The month that ended before `instant` on the program's clock: what a run settles."""
+    return calendar.shift_month(calendar.month_of(instant, tz), -1)
+
+
+def period_close(period: str, tz: str) -> datetime:
+    """The first instant after the period: lots expiring before it are due."""
+    return calendar.month_start(calendar.shift_month(check_period(period), 1), tz)
+
+
+def source_key(period: str, member_id: str) -> str:
+    return f"settlement:{period}:{member_id}"
+
+
+class Snapshot(BaseModel):
+    """What the decision needs from a member item; storage fills it from a scanned row."""
+
+    model_config = ConfigDict(frozen=True)
+
+    member_id: str
+    tier_id: str
+    growth_months: dict[str, int] = Field(default_factory=dict)
+    points_next_expiry_at: datetime | None = None
+    paid_plan_ends_at: datetime | None = None
+    settled_period: str | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    member_id: str
+    period: str
+    tier_before: str
+    tier_after: str
+    rolling_growth: int
+    expire_points: bool = False
+    lapse_plan: bool = False
+    already_settled: bool = False
+
+    @property
+    def changes(self) -> bool:
+        """False means: write nothing for this member."""
+        if self.already_settled:
+            return False
+        return self.tier_after != self.tier_before or self.expire_points or self.lapse_plan
+
+
+def rolling_growth(growth_months: dict[str, int], period: str) -> int:
+    """Growth over the 12 months that end with `period`."""
+    return sum(growth_months.get(m, 0) for m in calendar.rolling_months(period))
+
+
+def decide(snapshot: Snapshot, program: Program, period: str) -> Decision:
+    """The settlement of one member for one period, from its snapshot alone."""
+    check_period(period)
+    close = period_close(period, program.time_zone)
+    rolling = rolling_growth(snapshot.growth_months, period)
+    current = program.tier(snapshot.tier_id)
+    if snapshot.settled_period is not None and snapshot.settled_period >= period:
+        # Settled for this period (or a later one) already: deciding again changes nothing.
+        return Decision(member_id=snapshot.member_id, period=period, tier_before=current.id,
+                        tier_after=current.id, rolling_growth=rolling, already_settled=True)
+    target = settlement_target(program, current.id, rolling)
+    expiry = snapshot.points_next_expiry_at
+    plan_end = snapshot.paid_plan_ends_at
+    return Decision(
+        member_id=snapshot.member_id, period=period, tier_before=current.id,
+        tier_after=target.id, rolling_growth=rolling,
+        expire_points=expiry is not None and expiry < close,
+        lapse_plan=plan_end is not None and plan_end < close,
+    )
+
+
+def snapshot_of(member) -> Snapshot:
+    """The snapshot of a full `Member` (the fresh state a posting reads)."""
+    return Snapshot(
+        member_id=member.member_id, tier_id=member.tier_id,
+        growth_months=dict(member.growth_months),
+        points_next_expiry_at=member.points_next_expiry_at,
+        paid_plan_ends_at=member.paid_plan.ends_at if member.paid_plan else None,
+        settled_period=member.settled_period,
+    )
+
+
+def apply(builder: PostingBuilder, program: Program, period: str) -> dict:
+    """Settle the builder's member for `period`; returns the result kept in the guard.
+
+    Raises NothingToSettle when the fresh state needs nothing, so nothing is written.
+    """
+    decision = decide(snapshot_of(builder.member), program, period)
+    if not decision.changes:
+        raise NothingToSettle(f"member {decision.member_id} needs nothing for {period}")
+    tz = program.time_zone
+    expired_points = 0
+    if decision.expire_points:
+        takes = builder.expire_lots(period_close(period, tz), reason="expired")
+        expired_points = sum(t.amount for t in takes)
+        if takes:
+            builder.emit("points.expired", {
+                "memberId": decision.member_id,
+                "points": expired_points,
+                "lots": [{"lotId": t.lot_id, "points": t.amount,
+                          "expiredAt": calendar.wire(t.expires_at, tz)} for t in takes],
+                "period": period,
+                "occurredAt": calendar.wire(builder.now, tz),
+            })
+    direction = change_tier(builder, program, program.tier(decision.tier_after),
+                            reason="settlement", rolling_growth=decision.rolling_growth,
+                            period=period)
+    if decision.lapse_plan:
+        builder.set(paid_plan=None)
+    builder.set(settled_period=period)
+    result = {
+        "period": period,
+        "memberId": decision.member_id,
+        "tierBefore": decision.tier_before,
+        "tierAfter": decision.tier_after,
+        "direction": direction,
+        "rollingGrowth": decision.rolling_growth,
+        "pointsExpired": expired_points,
+        "planLapsed": decision.lapse_plan,
+    }
+    builder.result = result
+    return result
+
+
+# ---- the report ---------------------------------------------------------------------
+
+class Tally(BaseModel):
+    """Counts of one page, one segment or a whole run; tallies add up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    processed: int = 0
+    changed: int = 0
+    upgrades: int = 0
+    downgrades: int = 0
+    points_expired: int = 0
+    members_expired: int = 0
+    plans_lapsed: int = 0
+    failures: int = 0
+    tiers_before: dict[str, int] = Field(default_factory=dict)
+    tiers_after: dict[str, int] = Field(default_factory=dict)
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            processed=self.processed + other.processed,
+            changed=self.changed + other.changed,
+            upgrades=self.upgrades + other.upgrades,
+            downgrades=self.downgrades + other.downgrades,
+            points_expired=self.points_expired + other.points_expired,
+            members_expired=self.members_expired + other.members_expired,
+            plans_lapsed=self.plans_lapsed + other.plans_lapsed,
+            failures=self.failures + other.failures,
+            tiers_before=dict(Counter(self.tiers_before) + Counter(other.tiers_before)),
+            tiers_after=dict(Counter(self.tiers_after) + Counter(other.tiers_after)),
+        )
+
+
+class TallyBuilder:
+    """Mutable counters for the hot loop; `tally()` freezes them."""
+
+    def __init__(self) -> None:
+        self.processed = self.changed = self.upgrades = self.downgrades = 0
+        self.points_expired = self.members_expired = self.plans_lapsed = self.failures = 0
+        self.before: Counter[str] = Counter()
+        self.after: Counter[str] = Counter()
+
+    def unchanged(self, tier_id: str) -> None:
+        self.processed += 1
+        self.before[tier_id] += 1
+        self.after[tier_id] += 1
+
+    def settled(self, result: dict) -> None:
+        """A member this period changed (now, or earlier: the guard's result)."""
+        self.processed += 1
+        self.changed += 1
+        self.before[result["tierBefore"]] += 1
+        self.after[result["tierAfter"]] += 1
+        if result.get("direction") == "upgrade":
+            self.upgrades += 1
+        elif result.get("direction") == "downgrade":
+            self.downgrades += 1
+        if result.get("pointsExpired"):
+            self.points_expired += int(result["pointsExpired"])
+            self.members_expired += 1
+        if result.get("planLapsed"):
+            self.plans_lapsed += 1
+
+    def failed(self) -> None:
+        self.failures += 1
+
+    def tally(self) -> Tally:
+        return Tally(
+            processed=self.processed, changed=self.changed, upgrades=self.upgrades,
+            downgrades=self.downgrades, points_expired=self.points_expired,
+            members_expired=self.members_expired, plans_lapsed=self.plans_lapsed,
+            failures=self.failures, tiers_before=dict(self.before),
+            tiers_after=dict(self.after),
+        )
+
+
+class SettlementReport(BaseModel):
+    """What `GET /v1/admin/settlements/{period}` answers."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    period: str
+    status: str = Field(description="running | completed")
+    segments: int
+    segments_done: int = Field(alias="segmentsDone")
+    members_processed: int = Field(alias="membersProcessed")
+    members_changed: int = Field(alias="membersChanged")
+    upgrades: int
+    downgrades: int
+    points_expired: int = Field(alias="pointsExpired")
+    members_with_expired_points: int = Field(alias="membersWithExpiredPoints")
+    plans_lapsed: int = Field(alias="plansLapsed")
+    failures: int
+    tiers_before: dict[str, int] = Field(alias="tiersBefore")
+    tiers_after: dict[str, int] = Field(alias="tiersAfter")
+    started_at: str = Field(alias="startedAt")
+    completed_at: str | None = Field(alias="completedAt", default=None)
+    duration_ms: int | None = Field(alias="durationMs", default=None)
+
+
+def report_of(period: str, tally: Tally, *, status: str, segments: int, segments_done: int,
+              started_at: datetime, completed_at: datetime | None, tz: str) -> SettlementReport:
+    duration = None
+    if completed_at is not None:
+        duration = int((completed_at - started_at).total_seconds() * 1000)
+    return SettlementReport(
+        period=period, status=status, segments=segments, segmentsDone=segments_done,
+        membersProcessed=tally.processed, membersChanged=tally.changed,
+        upgrades=tally.upgrades, downgrades=tally.downgrades,
+        pointsExpired=tally.points_expired, membersWithExpiredPoints=tally.members_expired,
+        plansLapsed=tally.plans_lapsed, failures=tally.failures,
+        tiersBefore=dict(sorted(tally.tiers_before.items())),
+        tiersAfter=dict(sorted(tally.tiers_after.items())),
+        startedAt=calendar.wire(started_at, tz),
+        completedAt=calendar.wire(completed_at, tz), durationMs=duration,
+    )
+
+
+def completed_event(report: SettlementReport) -> dict:
+    """The `settlement.completed` detail (schema: events/schemas/settlement.completed.json)."""
+    return {
+        "period": report.period,
+        "membersProcessed": report.members_processed,
+        "upgrades": report.upgrades,
+        "downgrades": report.downgrades,
+        "pointsExpired": report.points_expired,
+        "tiersBefore": report.tiers_before,
+        "tiersAfter": report.tiers_after,
+        "failures": report.failures,
+        "startedAt": report.started_at,
+        "completedAt": report.completed_at,
+    }

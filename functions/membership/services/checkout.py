@@ -1,0 +1,46 @@
+"""Checkout for the order system: quote what a member gets, and hold funds for an order."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from membership.domain import checkout
+from membership.domain.checkout import HoldMismatch, HoldRequest, Quote, QuoteRequest
+from membership.domain.ledger import PostingBuilder
+from membership.storage import ledger
+from membership.storage import members as store
+from membership.storage.program import load_program
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def quote(request: QuoteRequest, now: datetime | None = None) -> Quote:
+    """Reads the member item once; writes nothing."""
+    member = store.get_member(request.member_id)
+    return checkout.quote(request, member, load_program())
+
+
+def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]:
+    """Reserve points and stored value for an order: (hold, created).
+
+    Idempotent by order id: the guard `hold:<orderId>` makes the first hold the only one;
+    asking again with the same amounts answers it again, with other amounts is a conflict.
+    """
+    now = now or _now()
+    program = load_program()
+    source_key = checkout.hold_source_key(request.order_id)
+
+    def build(state):
+        builder = PostingBuilder(state, program, source_key=source_key, source_type="hold",
+                                 reason="hold", actor="orders", now=now)
+        checkout.place_hold(builder, request, program)
+        return builder.build()
+
+    outcome = ledger.post(request.member_id, source_key, build)
+    if outcome.replayed and not checkout.same_hold(outcome.result, request):
+        raise HoldMismatch(
+            f"order {request.order_id} is already held with other amounts",
+            held_points=outcome.result.get("points"),
+            held_balance=(outcome.result.get("balance") or {}).get("total"))
+    return outcome.result, not outcome.replayed

@@ -1,0 +1,49 @@
+"""Reading a member's ledger, and checking that it adds up."""
+from __future__ import annotations
+
+import base64
+import json
+
+from membership.domain.ledger import Breach, Entry, reconcile
+from membership.domain.members import member_id_for
+from membership.errors import InvalidRequest
+from membership.storage import ledger as store
+from membership.storage.members import get_member
+
+MAX_PAGE = 100
+
+
+def encode_cursor(key: dict | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def decode_cursor(cursor: str | None, member_id: str) -> dict | None:
+    """Cursors are opaque to clients, and only ever point into the caller's own partition."""
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        pk = key["PK"]["S"]
+        sk = key["SK"]["S"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidRequest("cursor is not one this API issued") from None
+    if pk != f"MEMBER#{member_id}" or not sk.startswith("ENTRY#"):
+        raise InvalidRequest("cursor is not one this API issued")
+    return {"PK": {"S": pk}, "SK": {"S": sk}}
+
+
+def ledger_page(subject: str, asset: str, limit: int, cursor: str | None
+                ) -> tuple[list[Entry], str | None]:
+    member_id = member_id_for(subject)
+    get_member(member_id)  # a member who never signed up is 404, not an empty page
+    start = decode_cursor(cursor, member_id)
+    entries, last = store.entries_page(member_id, asset, min(limit, MAX_PAGE), start)
+    return entries, encode_cursor(last)
+
+
+def reconcile_member(member_id: str) -> list[Breach]:
+    member = get_member(member_id, consistent=True)
+    return reconcile(member, store.all_entries(member_id), store.all_lots(member_id),
+                     store.all_holds(member_id))

@@ -1,0 +1,85 @@
+"""Checking a payment before its money becomes stored value.
+
+A brand plugs in its provider by writing a class with the `PaymentVerifier` shape and
+naming it in the `PAYMENT_VERIFIER` setting ("package.module.ClassName"); the class is
+built once per container with no arguments (read its own configuration from Settings
+or the environment there). See docs/topups.md.
+
+The shipped default, `TestReferenceVerifier`, accepts only references that start with
+"test-": enough for the local stack and the tests, and useless to a fraudster, since a
+deployment that keeps it can be topped up for free only with obviously fake references.
+Production deployments must name their provider's verifier.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+from membership.config import get_settings
+from membership.domain.topups import PaymentNotVerified
+
+TEST_PREFIX = "test-"
+
+
+@dataclass(frozen=True)
+class PaymentClaim:
+    """What the member says they paid."""
+
+    member_id: str
+    reference: str
+    amount: int  # fen
+    channel: str
+
+
+@dataclass(frozen=True)
+class VerifiedPayment:
+    """What the provider confirms: the amount actually captured for the reference."""
+
+    reference: str
+    amount: int  # fen
+    channel: str
+
+
+@runtime_checkable
+class PaymentVerifier(Protocol):
+    def verify(self, claim: PaymentClaim) -> VerifiedPayment:
+        """The confirmed payment, or raise PaymentNotVerified (unknown, unpaid, refunded).
+
+        Raise membership.errors.Unavailable when the provider cannot be reached, so the
+        client retries later instead of being told the payment is bad.
+        """
+        ...
+
+
+class TestReferenceVerifier:
+    """Accepts "test-<anything>" for the claimed amount and channel; refuses the rest."""
+
+    def verify(self, claim: PaymentClaim) -> VerifiedPayment:
+        if not claim.reference.startswith(TEST_PREFIX):
+            raise PaymentNotVerified(
+                "the payment could not be verified with the provider",
+                paymentReference=claim.reference)
+        return VerifiedPayment(reference=claim.reference, amount=claim.amount,
+                               channel=claim.channel)
+
+
+def load_verifier(path: str) -> PaymentVerifier:
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"PAYMENT_VERIFIER must be 'package.module.ClassName', not {path!r}")
+    verifier = getattr(importlib.import_module(module_name), class_name)()
+    if not isinstance(verifier, PaymentVerifier):
+        raise TypeError(f"{path} has no verify(claim) method")
+    return verifier
+
+
+@lru_cache(maxsize=4)
+def _verifier_for(path: str) -> PaymentVerifier:
+    return load_verifier(path)
+
+
+def verifier() -> PaymentVerifier:
+    """The configured verifier, built once per container."""
+    return _verifier_for(get_settings().payment_verifier)

@@ -1,0 +1,185 @@
+"""Monthly settlement: start a run, settle one scan segment page by page, report.
+
+A run is one period. The coordinator creates it and hands out its scan segments; a
+worker settles a segment page by page, and after each page stores the scan cursor and
+the page's tally in one conditional write. A worker killed mid-page starts again from the
+last cursor: members it had changed already carry `settled_period` and their guard holds
+what was done, so they are counted the same and written no second time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from membership.config import get_settings
+from membership.domain import settlement as rules
+from membership.domain.ledger import LedgerState, PostingBuilder
+from membership.domain.program import Program
+from membership.errors import DomainError
+from membership.observability import logger
+from membership.storage import ledger
+from membership.storage import settlement as store
+from membership.storage.program import load_program
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SegmentOutcome:
+    period: str
+    segment: int
+    done: bool
+    pages: int
+    tally: rules.Tally
+
+
+def start(period: str | None = None, *, now: datetime | None = None,
+          segments: int | None = None,
+          enqueue: Callable[[list[dict]], None] | None = None) -> store.Run:
+    """Create (or pick up) the period's run and hand out the segments not yet done.
+
+    Without a period, the month that ended before `now` on the program's clock.
+    """
+    now = now or _now()
+    program = load_program()
+    last_ended = rules.period_before(now, program.time_zone)
+    period = rules.check_period(period or last_ended)
+    if period > last_ended:
+        raise rules.InvalidPeriod(f"{period} has not ended yet")
+    run = store.create_run(period, segments or get_settings().settlement_segments, now)
+    if run.status == "completed":
+        return run
+    done = {cp.segment for cp in store.checkpoints(period) if cp.done}
+    messages = [{"period": period, "segment": s, "segments": run.segments}
+                for s in range(run.segments) if s not in done]
+    if enqueue is not None and messages:
+        enqueue(messages)
+    if not messages:
+        finish_if_done(period)  # every segment finished but the report was not written
+    return run
+
+
+def settle_member(snapshot: rules.Snapshot, program: Program, period: str,
+                  tally: rules.TallyBuilder, clock: Clock) -> None:
+    """Decide in memory; write only when something changes."""
+    decision = rules.decide(snapshot, program, period)
+    if decision.already_settled:
+        result = None
+        if snapshot.settled_period == period:
+            # Changed by this period before (a resumed page, a re-run): count what it did.
+            result = store.settled_result(period, snapshot.member_id)
+        if result is not None:
+            tally.settled(result)
+        else:
+            tally.unchanged(decision.tier_before)
+        return
+    if not decision.changes:
+        tally.unchanged(decision.tier_before)
+        return
+    key = rules.source_key(period, snapshot.member_id)
+
+    def build(state: LedgerState):
+        builder = PostingBuilder(state, program, source_key=key, source_type="settlement",
+                                 reason="settlement", actor="system", now=clock())
+        rules.apply(builder, program, period)
+        return builder.build()
+
+    try:
+        outcome = ledger.post(snapshot.member_id, key, build)
+    except rules.NothingToSettle:
+        tally.unchanged(decision.tier_before)
+        return
+    tally.settled(outcome.result)
+
+
+def settle_segment(period: str, segment: int, segments: int, *,
+                   should_stop: Callable[[], bool] = lambda: False,
+                   page_limit: int | None = None, clock: Clock = _now,
+                   on_member: Callable[[int], None] | None = None,
+                   on_page: Callable[[rules.Tally], None] | None = None) -> SegmentOutcome:
+    """Settle one scan segment from its last checkpoint until it ends or `should_stop()`.
+
+    `on_member(n)` is called after the n-th member of this invocation (progress, and the
+    tests' crash injection); `on_page(tally)` after each checkpoint with that page's tally.
+    """
+    rules.check_period(period)
+    program = load_program()
+    limit = page_limit if page_limit is not None else get_settings().settlement_page_limit
+    checkpoint = store.load_checkpoint(period, segment)
+    seen = 0
+    while not checkpoint.done:
+        if should_stop():
+            break
+        rows, cursor = store.scan_members_page(segment, segments, checkpoint.cursor, limit)
+        page = rules.TallyBuilder()
+        failed: list[str] = []
+        for raw in rows:
+            snapshot = store.snapshot_from_raw(raw)
+            try:
+                settle_member(snapshot, program, period, page, clock)
+            except DomainError:
+                # Left for a retry (a re-run settles it); the rest of the page goes on.
+                logger.exception("member not settled", extra={"memberId": snapshot.member_id,
+                                                              "period": period})
+                page.failed()
+                failed.append(snapshot.member_id)
+            seen += 1
+            if on_member is not None:
+                on_member(seen)
+        page_tally = page.tally()
+        after = replace(checkpoint, cursor=cursor, tally=checkpoint.tally + page_tally,
+                        pages=checkpoint.pages + 1,
+                        failed_members=checkpoint.failed_members + tuple(failed))
+        if cursor is None:
+            checkpoint = store.finish_segment(checkpoint, after, clock())
+        else:
+            checkpoint = store.save_checkpoint(checkpoint, after, clock())
+        if on_page is not None:
+            on_page(page_tally)
+    if checkpoint.done:
+        finish_if_done(period, clock)
+    return SegmentOutcome(period=period, segment=segment, done=checkpoint.done,
+                          pages=checkpoint.pages, tally=checkpoint.tally)
+
+
+def finish_if_done(period: str, clock: Clock = _now) -> bool:
+    """Write the report and the `settlement.completed` event once every segment is done."""
+    run = store.get_run(period)
+    if run is None or run.status != "running" or run.segments_done < run.segments:
+        return False
+    cps = [cp for cp in store.checkpoints(period) if cp.done]
+    if len(cps) < run.segments:
+        return False
+    total = rules.Tally()
+    for cp in cps:
+        total = total + cp.tally
+    completed_at = clock()
+    tz = load_program().time_zone
+    report = rules.report_of(period, total, status="completed", segments=run.segments,
+                             segments_done=len(cps), started_at=run.started_at,
+                             completed_at=completed_at, tz=tz)
+    return store.complete_run(period, report.model_dump(mode="json", by_alias=True),
+                              completed_at, rules.completed_event(report))
+
+
+def report(period: str) -> rules.SettlementReport:
+    """The run's report; while it runs, the progress so far."""
+    rules.check_period(period)
+    run = store.get_run(period)
+    if run is None:
+        raise store.SettlementNotFound(f"no settlement for {period}")
+    if run.report is not None:
+        return rules.SettlementReport.model_validate(run.report)
+    total = rules.Tally()
+    cps = store.checkpoints(period)
+    for cp in cps:
+        total = total + cp.tally
+    return rules.report_of(period, total, status=run.status, segments=run.segments,
+                           segments_done=sum(1 for cp in cps if cp.done),
+                           started_at=run.started_at, completed_at=None,
+                           tz=load_program().time_zone)
