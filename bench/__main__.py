@@ -1,0 +1,270 @@
+"""Run every bench section, write bench/report.md and print it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import importtime
+from bench.operations import BenchContext, Check, Outcome
+
+REPORT = Path(__file__).resolve().parent / "report.md"
+IMPORT_RATIO_TARGET = 1.0
+
+
+def _isolate_from_aws() -> None:
+    """Dummy credentials and a fixed region before any client exists: never a real account."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+
+def _import_section(template: dict, checks: list[Check]) -> list[str]:
+    baseline, handlers = importtime.run(template)
+    lines = [
+        "## Import time (cold start)",
+        "",
+        (
+            f'`python -X importtime -c "import <module>"`, median of {importtime.RUNS} fresh '
+            "processes with the function's Lambda environment."
+        ),
+        "",
+        "| handler module | functions | median ms | ÷ boto3 |",
+        "|---|---|---:|---:|",
+    ]
+    if baseline.error:
+        lines += ["", f"`import boto3` failed: {baseline.error}"]
+        return lines
+    base = baseline.median_ms
+    ratios = []
+    for timing in handlers:
+        if timing.error:
+            lines.append(
+                f"| `{timing.module}` | {', '.join(timing.functions)} | failed: {timing.error} | |"
+            )
+            continue
+        ratio = timing.median_ms / base
+        ratios.append(ratio)
+        lines.append(
+            f"| `{timing.module}` | {', '.join(timing.functions)} | "
+            f"{timing.median_ms:.1f} | {ratio:.2f} |"
+        )
+    lines.append(f"| `boto3` (baseline) | | {base:.1f} | 1.00 |")
+    if ratios:
+        heaviest = max(ratios)
+        checks.append(
+            Check(
+                "import time, heaviest handler ÷ boto3",
+                round(heaviest, 2),
+                "<=",
+                IMPORT_RATIO_TARGET,
+            )
+        )
+    failed = [t.module for t in handlers if t.error]
+    if failed:
+        # A handler that cannot even be imported misses the target outright.
+        checks.append(
+            Check(
+                f"handler modules that fail to import ({', '.join(failed)})", len(failed), "==", 0
+            )
+        )
+    return lines
+
+
+def _row(*cells: object, width: int = 10) -> str:
+    padded = [str(c).replace("|", "\\|") for c in cells] + [""] * (width - len(cells))
+    return "| " + " | ".join(padded) + " |"
+
+
+def _fmt_units(value: float, known: bool) -> str:
+    return f"{value:g}" if known else "n/a"
+
+
+def _operations_section(checks: list[Check]) -> tuple[list[str], list[Outcome]]:
+    lines = ["## DynamoDB calls per operation", ""]
+    try:
+        from membership_local.dynamodb import free_port, start_dynamodb
+        from membership_local.template import create_table
+    except ImportError as exc:
+        return lines + [f"not available yet: local DynamoDB helpers missing ({exc})"], []
+
+    from bench import operations
+    from bench.dynamo import DynamoDBCallCounter
+
+    counter = DynamoDBCallCounter()
+    # Before any handler module is imported, so every client it creates is counted.
+    counter.install()
+    db = start_dynamodb(free_port())
+    try:
+        table = f"membership-bench-{uuid.uuid4().hex[:8]}"
+        create_table(db.endpoint, table)
+        _handler_environment(db.endpoint, table)
+        ctx = BenchContext(db.endpoint, db.backend, table, counter)
+        outcomes = operations.run(ctx)
+    finally:
+        db.stop()
+        counter.uninstall()
+    checks.extend(ctx.checks)
+
+    lines += [
+        (
+            f"Through the real handlers with API Gateway v2 events, against {db.backend} "
+            "(ReturnConsumedCapacity=TOTAL). Counted after a first call has warmed the "
+            "process's caches; that first call is shown apart."
+        ),
+        "",
+        _row(
+            "operation",
+            "route",
+            "reads",
+            "writes",
+            "items written",
+            "other",
+            "RCU",
+            "WCU",
+            "calls",
+            "first call in process",
+        ),
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for outcome in outcomes:
+        op = outcome.operation
+        route = f"`{op.route}`" if op.route else ""
+        calls = outcome.calls
+        if outcome.status != "ok":
+            lines.append(_row(op.name, route, outcome.status))
+        elif calls is None:
+            lines.append(_row(op.name, route, "(no call counts)"))
+        else:
+            known = calls.capacity_known
+            first = outcome.first_calls.summary() if outcome.first_calls else ""
+            lines.append(
+                _row(
+                    op.name,
+                    route,
+                    calls.reads,
+                    calls.writes,
+                    calls.items_written,
+                    calls.other,
+                    _fmt_units(calls.read_units, known),
+                    _fmt_units(calls.write_units, known),
+                    calls.summary(),
+                    first,
+                )
+            )
+        for note in outcome.notes:
+            lines.append(_row("", f"↳ {note}"))
+    lines += _capacity_caveat(outcomes)
+    return lines, outcomes
+
+
+def _capacity_caveat(outcomes: list[Outcome]) -> list[str]:
+    """DynamoDB charges 2 WCU per item (per KB) in a transaction; say when the backend did not."""
+    short = []
+    for outcome in outcomes:
+        for call in outcome.calls.calls if outcome.calls else []:
+            if call.operation == "TransactWriteItems" and call.write_units < 2 * call.items:
+                short.append(
+                    f"{outcome.operation.name} ({call.items} items, "
+                    f"{call.write_units:g} WCU reported)"
+                )
+    if not short:
+        return []
+    return [
+        "",
+        "Note: the backend reports less write capacity for transactions than DynamoDB "
+        "charges (at least 2 WCU per item written in a transaction): "
+        + "; ".join(short)
+        + ". Read WCU per item from the items column, not only from the WCU column.",
+    ]
+
+
+def _handler_environment(endpoint: str, table: str) -> None:
+    """The functions' environment from template.yaml, pointed at the local table."""
+    from membership_local.template import function_environment, load_template
+
+    env = function_environment(
+        load_template(), {"MembershipTable": table, "MembershipEventBus": "membership"}
+    )
+    os.environ.update(env)
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+        TABLE_NAME=table,
+        # No X-Ray daemon here, and metrics/logs would only pollute the report.
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_METRICS_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="ERROR",
+    )
+
+
+def _targets_section(checks: list[Check]) -> list[str]:
+    lines = ["## Targets", "", "| measure | value | target | |", "|---|---:|---:|---|"]
+    for check in checks:
+        verdict = "PASS" if check.ok else "MISS"
+        lines.append(
+            f"| {check.measure} | {check.value:g} | {check.op} {check.target:g} | {verdict} |"
+        )
+    if not checks:
+        lines.append("| (nothing measured) | | | |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--skip-imports", action="store_true", help="skip the import-time runs")
+    args = parser.parse_args(argv)
+
+    _isolate_from_aws()
+    from membership_local.template import load_template
+
+    started = time.monotonic()
+    checks: list[Check] = []
+    sections: list[list[str]] = []
+    if not args.skip_imports:
+        sections.append(_import_section(load_template(), checks))
+    op_lines, outcomes = _operations_section(checks)
+    sections.append(op_lines)
+    sections.insert(
+        0,
+        [
+            "# Membership bench",
+            "",
+            (
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}, Python {platform.python_version()} "
+                f"({platform.machine()}), {time.monotonic() - started:.0f} s."
+            ),
+        ],
+    )
+    sections.append(_targets_section(checks))
+
+    report = "\n\n".join("\n".join(s) for s in sections) + "\n"
+    REPORT.write_text(report, encoding="utf-8")
+    print(report)
+
+    errors = [o for o in outcomes if o.status.startswith("error")]
+    missed = [c for c in checks if not c.ok]
+    if errors:
+        print(f"{len(errors)} operation(s) failed; see the report.", file=sys.stderr)
+        return 1
+    if missed and args.strict:
+        print(f"{len(missed)} target(s) missed.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
