@@ -58,6 +58,9 @@ def lambda_record(raw: Mapping, region: str, stream_arn: str) -> dict:
 
 def _json_attribute(value: Mapping) -> dict:
     # boto3 decodes binary attributes to bytes; the Lambda event carries them base64-encoded.
+    if not value:
+        # DynamoDB Local writes an empty map into stream records as {}; DynamoDB sends {"M": {}}.
+        return {"M": {}}
     (kind, inner), = value.items()
     if kind == "B":
         return {"B": base64.b64encode(inner).decode()}
@@ -248,15 +251,19 @@ class StreamPoller:
                 StreamArn=self.stream_arn, ShardId=shard_id, **resume)["ShardIterator"]
             return 0
         records = page.get("Records", [])
-        if records:
-            last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
-            self.deliver([lambda_record(r, self.region, self.stream_arn) for r in records])
         next_iterator = page.get("NextShardIterator")
         if next_iterator:
             iterators[shard_id] = next_iterator
         else:  # the shard is closed and read to its end: its children may start
             del iterators[shard_id]
             finished.add(shard_id)
+        if records:
+            last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+            try:
+                self.deliver([lambda_record(r, self.region, self.stream_arn) for r in records])
+            except Exception as exc:  # noqa: BLE001 - never re-read the same records forever
+                _warn(f"skipped {len(records)} record(s) of shard {shard_id}: "
+                      f"{type(exc).__name__}: {exc}")
         return len(records)
 
     # --- invoking the functions --------------------------------------------------------

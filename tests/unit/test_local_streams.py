@@ -111,7 +111,7 @@ def test_inserts_matching_the_filter_reach_the_function(table, dynamodb_local, f
     put(client, table, "MEMBER#m1")
     put(client, table, "SOURCE#order-1", note="changed")  # MODIFY: filtered out
     client.put_item(TableName=table, Item={"PK": {"S": "SOURCE#bin"}, "SK": {"S": "X"},
-                                           "raw": {"B": b"\x00\x01"}})
+                                           "raw": {"B": b"\x00\x01"}, "empty": {"M": {}}})
     assert poller.drain(timeout=20)
     delivered = [r for batch in handlers.batches for r in batch]
     keys = [r["dynamodb"]["Keys"]["PK"]["S"] for r in delivered]
@@ -127,6 +127,7 @@ def test_inserts_matching_the_filter_reach_the_function(table, dynamodb_local, f
     assert isinstance(first["dynamodb"]["ApproximateCreationDateTime"], int)
     assert {"SequenceNumber", "SizeBytes", "Keys"} <= first["dynamodb"].keys()
     assert delivered[2]["dynamodb"]["NewImage"]["raw"] == {"B": "AAE="}  # base64, as in Lambda
+    assert delivered[2]["dynamodb"]["NewImage"]["empty"] == {"M": {}}
     assert poller.dlq == []
 
 
@@ -198,10 +199,11 @@ def test_table_without_stream_degrades_with_a_warning(dynamodb_local, fake, poll
 def test_lambda_record_converts_binary_sets_and_nested_values():
     raw = {"eventID": "e", "eventName": "INSERT", "awsRegion": "ddblocal",
            "dynamodb": {"Keys": {"PK": {"S": "A"}},
-                        "NewImage": {"m": {"M": {"b": {"B": b"\x01"}}},
+                        "NewImage": {"m": {"M": {"b": {"B": b"\x01"}}}, "empty": {},
                                      "l": {"L": [{"BS": [b"\x02"]}, {"N": "1"}]}},
                         "SequenceNumber": "7", "SizeBytes": 3, "StreamViewType": "NEW_IMAGE"}}
     converted = lambda_record(raw, "us-east-1", "arn:s")
     assert converted["awsRegion"] == "us-east-1"
     assert converted["dynamodb"]["NewImage"] == {
-        "m": {"M": {"b": {"B": "AQ=="}}}, "l": {"L": [{"BS": ["Ag=="]}, {"N": "1"}]}}
+        "m": {"M": {"b": {"B": "AQ=="}}}, "empty": {"M": {}},
+        "l": {"L": [{"BS": ["Ag=="]}, {"N": "1"}]}}
