@@ -1,0 +1,248 @@
+"""`membership-local`: run the stack on loopback and work with it.
+
+    membership-local up          DynamoDB Local, the table, the gateway, the stream poller
+    membership-local token ...   a dev JWT the running gateway accepts
+
+Subcommands register themselves with `@command(...)`, so later ones (settle, reconcile,
+seed, dlq) slot in beside these.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .paths import state_dir
+
+STACK_FILE = "stack.json"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register `run(args) -> exit code` as the subcommand `name`."""
+
+    def register(run: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = Command(name, help, add_arguments, run)
+        return run
+
+    return register
+
+
+# Subcommands that live in their own modules; importing one registers it.
+COMMAND_MODULES = ("reconcile", "settle", "seed")
+
+
+def _load_command_modules() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_command_modules()
+    parser = argparse.ArgumentParser(prog="membership-local", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command].run(args)
+
+
+# --- the running stack's state ---------------------------------------------------------------
+
+
+def stack_file() -> Path:
+    return state_dir() / STACK_FILE
+
+
+def read_stack() -> dict | None:
+    """What `up` wrote, when a stack is running; None otherwise."""
+    try:
+        stack = json.loads(stack_file().read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(stack["pid"], 0)
+    except (KeyError, OSError):
+        return None  # left behind by a stack that did not shut down cleanly
+    return stack
+
+
+# --- up --------------------------------------------------------------------------------------
+
+
+def _up_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address for the API")
+    parser.add_argument("--dynamodb-port", type=int, default=8000)
+    parser.add_argument("--api-port", type=int, default=3000)
+    parser.add_argument("--events-port", type=int, default=3001,
+                        help="where handlers send EventBridge calls (the local event bus)")
+    parser.add_argument("--table", default="membership")
+    parser.add_argument("--event-bus", default="membership")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--quiet", action="store_true", help="no access log lines")
+
+
+@command("up", "start DynamoDB Local, the table, the HTTP gateway and the stream poller",
+         _up_arguments)
+def up(args: argparse.Namespace) -> int:
+    from .dynamodb import DynamoDBStartError, start_dynamodb
+    from .gateway import Gateway
+    from .runtime import Handlers, apply_environment, lambda_environment
+    from .streams import StreamPoller
+    from .template import create_table, load_template
+
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    running: list[Callable[[], None]] = []  # stop functions, in start order
+    try:
+        template = load_template()
+        try:
+            db = start_dynamodb(args.dynamodb_port)
+        except DynamoDBStartError as exc:
+            print(f"membership-local: cannot start DynamoDB: {exc}", file=sys.stderr)
+            return 1
+        running.append(db.stop)
+        create_table(db.endpoint, args.table, args.region, template=template)
+        events_url = f"http://127.0.0.1:{args.events_port}"
+        apply_environment(lambda_environment(
+            template, table_name=args.table, dynamodb_endpoint=db.endpoint,
+            events_endpoint=events_url, event_bus_name=args.event_bus, region=args.region,
+        ))
+        _seed_program()
+        handlers = Handlers()
+        poller = StreamPoller(template, endpoint=db.endpoint, table_name=args.table,
+                              region=args.region, handlers=handlers).start()
+        running.append(poller.stop)
+        try:
+            gateway = Gateway(template, host=args.host, port=args.api_port, handlers=handlers,
+                              access_log=not args.quiet).start()
+        except (OSError, ValueError) as exc:
+            print(f"membership-local: cannot start the gateway: {exc}", file=sys.stderr)
+            return 1
+        running.append(gateway.stop)
+        stack = {
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(),
+            "api_url": gateway.url,
+            "issuer": gateway.issuer,
+            "audience": gateway.audience,
+            "dynamodb_endpoint": db.endpoint,
+            "dynamodb_backend": db.backend,
+            "table": args.table,
+            "region": args.region,
+            "events_url": events_url,
+            "event_bus": args.event_bus,
+            "streams": poller.running,
+        }
+        stack_file().write_text(json.dumps(stack, indent=2))
+        running.append(_forget_stack)
+        _banner(stack)
+        while not stopping.wait(1.0):
+            pass
+        print("\nstopping…", file=sys.stderr)
+        return 0
+    finally:
+        for stop in reversed(running):
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                print(f"membership-local: while stopping: {exc}", file=sys.stderr)
+
+
+def _seed_program() -> None:
+    try:
+        from membership.storage.program import seed_default_program
+    except ImportError as exc:
+        print(f"membership-local: not seeding the program ({exc})", file=sys.stderr)
+        return
+    written = seed_default_program()
+    print("program: default program seeded" if written else "program: already present")
+
+
+def _forget_stack() -> None:
+    stack = read_stack()
+    if stack and stack.get("pid") == os.getpid():
+        stack_file().unlink(missing_ok=True)
+
+
+def _banner(stack: dict) -> None:
+    api = stack["api_url"]
+    fallback = "  (moto fallback: no Java)" if stack["dynamodb_backend"] == "moto" else ""
+    streams = "polling" if stack["streams"] else "NOT running (see the warning above)"
+    print(
+        f"""
+Membership local stack is up.
+  DynamoDB      {stack['dynamodb_endpoint']}  table {stack['table']}{fallback}
+  API           {api}
+  OpenAPI       {api}/openapi.json
+  Swagger UI    {api}/docs
+  Streams       {streams}
+  Event bus     {stack['events_url']} (handlers send PutEvents here)
+
+Try it:
+  TOKEN=$(membership-local token --sub demo-user --scope member)
+  curl -s -X POST {api}/v1/members -H "Authorization: Bearer $TOKEN" \\
+    -H 'content-type: application/json' \\
+    -d '{{"phone":"13812345678","nickname":"Demo","channel":"app","storeId":"store-001"}}'
+  curl -s {api}/v1/members/me -H "Authorization: Bearer $TOKEN"
+
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+
+
+# --- token -----------------------------------------------------------------------------------
+
+
+def _token_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sub", required=True, help="the member (or caller) id")
+    parser.add_argument("--scope", action="append", dest="scopes", metavar="SCOPE",
+                        help="member, orders or admin; repeat for several (default: member)")
+    parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    parser.add_argument("--issuer", help="default: the running stack's, else port 3000's")
+    parser.add_argument("--audience", help="default: the running stack's")
+
+
+@command("token", "print a dev JWT the local gateway accepts", _token_arguments)
+def token(args: argparse.Namespace) -> int:
+    from .apigw import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+    from .jwt import mint_token
+
+    stack = read_stack() or {}
+    print(mint_token(
+        args.sub,
+        args.scopes or ["member"],
+        ttl=args.ttl,
+        issuer=args.issuer or stack.get("issuer", DEFAULT_ISSUER),
+        audience=args.audience or stack.get("audience", DEFAULT_AUDIENCE),
+    ))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
