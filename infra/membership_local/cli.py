@@ -109,14 +109,19 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
          _up_arguments)
 def up(args: argparse.Namespace) -> int:
     from .dynamodb import DynamoDBStartError, start_dynamodb
-    from .gateway import Gateway
+    from .gateway import Gateway, is_loopback
     from .runtime import Handlers, apply_environment, lambda_environment
     from .streams import StreamPoller
     from .template import create_table, load_template
 
+    if not is_loopback(args.host):
+        # Dev tokens are signed by a key anyone with the checkout has: never expose the API.
+        print(f"membership-local: --host must be a loopback address, not {args.host}",
+              file=sys.stderr)
+        return 1
     stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     running: list[Callable[[], None]] = []  # stop functions, in start order
     try:
         template = load_template()
@@ -171,6 +176,8 @@ def up(args: argparse.Namespace) -> int:
                 stop()
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 print(f"membership-local: while stopping: {exc}", file=sys.stderr)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _seed_program() -> None:

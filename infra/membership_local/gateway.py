@@ -139,7 +139,7 @@ class Gateway:
         handlers: Handlers | None = None,
         access_log: bool = False,
     ) -> None:
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ValueError(f"the local gateway only listens on loopback, not {host!r}")
         self.template = template
         self.host = host
@@ -330,7 +330,7 @@ def _lambda_json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
