@@ -19,7 +19,7 @@ from membership.domain import calendar
 from membership.domain.ledger import PostingBuilder
 from membership.domain.members import ApiModel, Member, is_stored_value_member
 from membership.domain.program import Program, TopupOffer, TopupRules
-from membership.errors import Conflict, InvalidRequest, NotFound
+from membership.errors import Conflict, DomainError, InvalidRequest, NotFound
 
 # Wide enough for every provider's transaction ids, narrow enough to be a key.
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]+$", min_length=1,
@@ -333,3 +333,25 @@ def apply_refund(builder: PostingBuilder, program: Program, record: TopupRecord,
         "storedValueMember": is_stored_value_member(after, program), "occurredAt": refunded_at,
     })
     return updated
+
+
+# ---- the Idempotency-Key header -----------------------------------------------------
+
+class IdempotencyKeyRequired(DomainError):
+    """400: the request is malformed without it (not a rule violation of its body)."""
+
+    code = "idempotency_key_required"
+
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def check_idempotency_key(value: str | None) -> str:
+    """Writes that move money carry a client-chosen key of printable ASCII."""
+    if not value or not value.strip():
+        raise IdempotencyKeyRequired("this write needs an Idempotency-Key header")
+    value = value.strip()
+    if len(value) > IDEMPOTENCY_KEY_MAX or not value.isascii() or not value.isprintable():
+        raise IdempotencyKeyRequired(
+            f"an Idempotency-Key is 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
+    return value

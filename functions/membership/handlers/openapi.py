@@ -6,6 +6,8 @@ import importlib
 HTTP_HANDLER_MODULES = (
     "membership.handlers.members",
     "membership.handlers.program",
+    "membership.handlers.topups",
+    "membership.handlers.admin_topups",
 )
 
 
