@@ -99,27 +99,30 @@ def _cumulative_us(stderr: str, module: str) -> int:
     return total
 
 
-def measure(module: str, env: dict[str, str], runs: int = RUNS) -> ImportTiming:
-    timing = ImportTiming(module)
-    argv = [sys.executable, "-X", "importtime", "-c", f"import {module}"]
-    # One unmeasured run first, so bytecode compilation is not charged to the first sample.
-    for attempt in range(runs + 1):
-        proc = subprocess.run(
-            argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
-        )
-        if proc.returncode != 0:
-            timing.error = proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"
-            return timing
-        if attempt:
-            timing.samples_us.append(_cumulative_us(proc.stderr, module))
-    return timing
+def _sample(timing: ImportTiming, env: dict[str, str], keep: bool) -> None:
+    if timing.error:
+        return
+    argv = [sys.executable, "-X", "importtime", "-c", f"import {timing.module}"]
+    proc = subprocess.run(
+        argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    if proc.returncode != 0:
+        timing.error = proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"
+    elif keep:
+        timing.samples_us.append(_cumulative_us(proc.stderr, timing.module))
 
 
-def run(template: dict) -> tuple[ImportTiming, list[ImportTiming]]:
-    baseline = measure(BASELINE, lambda_environment(template, None))
+def run(template: dict, runs: int = RUNS) -> tuple[ImportTiming, list[ImportTiming]]:
+    baseline = ImportTiming(BASELINE)
+    jobs = [(baseline, lambda_environment(template, None))]
     handlers = []
     for module, function_ids in sorted(handler_modules(template).items()):
-        timing = measure(module, lambda_environment(template, function_ids[0]))
-        timing.functions = function_ids
+        timing = ImportTiming(module, functions=function_ids)
         handlers.append(timing)
+        jobs.append((timing, lambda_environment(template, function_ids[0])))
+    # Round-robin, so load from anything else on the machine hits every module alike and
+    # the ratios stay fair; round 0 is unmeasured, so bytecode compilation is not charged.
+    for round_number in range(runs + 1):
+        for timing, env in jobs:
+            _sample(timing, env, keep=round_number > 0)
     return baseline, handlers
