@@ -147,7 +147,8 @@ def _start_dynamodb_local(java: str, port: int, timeout: float) -> LocalDynamoDB
     ]
     # Own process group, so stop() takes down the JVM and anything it forks.
     proc = subprocess.Popen(cmd, cwd=jar.parent, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_die_with_parent())  # noqa: PLW1509 - one prctl call, no locks
 
     def stop() -> None:
         _kill_group(proc)
@@ -206,6 +207,26 @@ def start_dynamodb(
         file=sys.stderr,
     )
     return _start_moto(port, timeout)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook that has Linux SIGTERM the JVM if this process dies without stop().
+
+    atexit does not run after SIGKILL; this does. The kernel ties it to the forking thread,
+    so it is only set from the main thread, which lives as long as the process.
+    """
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if not sys.platform.startswith("linux") or not on_main_thread:
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return hook
 
 
 def _once(fn: Callable[[], None]) -> Callable[[], None]:
