@@ -524,13 +524,72 @@ def check_async_sources(template: dict) -> list[str]:
                 elif not (queue_props.get("RedrivePolicy") or {}).get("deadLetterTargetArn"):
                     problems.append(f"{label}: source queue {queue} has no RedrivePolicy")
             elif event_type in ASYNC_INVOKE_EVENTS:
-                if not event_props.get("DeadLetterConfig"):
+                dead_letter = event_props.get("DeadLetterConfig")
+                if not dead_letter:
                     problems.append(f"{label}: no DeadLetterConfig for failed deliveries")
+                else:
+                    problems.extend(_check_dead_letter(template, label, event_type, dead_letter))
                 if not has_async_destination:
                     problems.append(
                         f"{label}: function has no EventInvokeConfig on-failure destination"
                     )
     return problems
+
+
+DEAD_LETTER_KEYS = {"Arn", "QueueLogicalId", "Type"}
+
+
+def _check_dead_letter(template: dict, label: str, event_type: str, config: Any) -> list[str]:
+    """A rule's DLQ is one of ours: encrypted, and EventBridge may write to it.
+
+    SAM silently ignores keys it does not know (a `Destination` next to `Type: SQS` is
+    dropped), and `Type: SQS` alone makes SAM create a queue with no encryption.
+    """
+    if not isinstance(config, dict):
+        return [f"{label}: DeadLetterConfig is not a mapping"]
+    problems = []
+    unknown = sorted(set(config) - DEAD_LETTER_KEYS)
+    if unknown:
+        problems.append(
+            f"{label}: DeadLetterConfig keys {unknown} are not SAM's (Arn, QueueLogicalId, "
+            "Type) and are ignored"
+        )
+    if "Arn" not in config:
+        problems.append(
+            f"{label}: DeadLetterConfig without Arn makes SAM create an unencrypted queue; "
+            "set Arn to an encrypted queue of this template"
+        )
+        return problems
+    queue = _referenced_resource(config["Arn"])
+    resources = template.get("Resources") or {}
+    if (resources.get(queue) or {}).get("Type") != "AWS::SQS::Queue":
+        problems.append(f"{label}: DeadLetterConfig.Arn is not a queue of this template")
+    elif event_type != "ScheduleV2" and not _events_may_send_to(template, queue):
+        # EventBridge Scheduler sends with the schedule's role; rules need a queue policy.
+        problems.append(
+            f"{label}: no AWS::SQS::QueuePolicy lets events.amazonaws.com sqs:SendMessage "
+            f"to {queue} (with an aws:SourceArn condition)"
+        )
+    return problems
+
+
+def _events_may_send_to(template: dict, queue: str) -> bool:
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::SQS::QueuePolicy":
+            continue
+        props = resource.get("Properties") or {}
+        if queue not in {_referenced_resource(q) for q in _as_list(props.get("Queues"))}:
+            continue
+        for statement in _as_list((props.get("PolicyDocument") or {}).get("Statement")):
+            if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+                continue
+            principal = statement.get("Principal") or {}
+            services = _as_list(principal.get("Service") if isinstance(principal, dict) else None)
+            actions = _as_list(statement.get("Action"))
+            scoped = "aws:SourceArn" in repr(statement.get("Condition") or {})
+            if "events.amazonaws.com" in services and "sqs:SendMessage" in actions and scoped:
+                return True
+    return False
 
 
 # --------------------------------------------------------------------------- tests
@@ -728,3 +787,47 @@ def test_async_checker_requires_failure_destinations():
     assert any("Monthly" in p and "EventInvokeConfig" in p for p in problems)
     assert any("Stream" in p and "OnFailure" in p for p in problems)
     assert any("Stream" in p and "bounded" in p for p in problems)
+
+
+def test_async_checker_requires_an_encrypted_reachable_rule_dlq():
+    rule = (
+        "      EventInvokeConfig:\n"
+        "        DestinationConfig:\n"
+        "          OnFailure:\n"
+        "            Type: SQS\n"
+        "            Destination: !GetAtt Queue.Arn\n"
+        "      Events:\n"
+        "        Paid:\n"
+        "          Type: EventBridgeRule\n"
+        "          Properties:\n"
+        "            Pattern: {source: [orders]}\n"
+        "            DeadLetterConfig:\n"
+    )
+    ignored = TINY.replace(
+        "      Events:\n", rule + "              Type: SQS\n              Destination: x\n"
+    )
+    problems = check_async_sources(loads(ignored))
+    assert any("['Destination']" in p for p in problems), problems
+    assert any("unencrypted queue" in p for p in problems), problems
+
+    no_policy = TINY.replace("      Events:\n", rule + "              Arn: !GetAtt Queue.Arn\n")
+    problems = check_async_sources(loads(no_policy))
+    assert len(problems) == 1 and "QueuePolicy" in problems[0], problems
+
+    policy = (
+        "  QueuePolicy:\n"
+        "    Type: AWS::SQS::QueuePolicy\n"
+        "    Properties:\n"
+        "      Queues: [!Ref Queue]\n"
+        "      PolicyDocument:\n"
+        "        Statement:\n"
+        "          - Effect: Allow\n"
+        "            Principal: {Service: events.amazonaws.com}\n"
+        "            Action: sqs:SendMessage\n"
+        "            Resource: !GetAtt Queue.Arn\n"
+        "            Condition:\n"
+        "              ArnEquals: {aws:SourceArn: !GetAtt FnPaid.Arn}\n"
+    )
+    with_policy = no_policy.replace("Outputs:\n", policy + "Outputs:\n")
+    assert check_async_sources(loads(with_policy)) == []
+    assert check_references(loads(with_policy)) == []
