@@ -8,6 +8,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.program",
     "membership.handlers.topups",
     "membership.handlers.admin_topups",
+    "membership.handlers.checkout",
 )
 
 
