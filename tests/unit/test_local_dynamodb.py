@@ -11,7 +11,7 @@ def test_free_port_is_bindable():
     assert dynamodb.port_is_free(port)
 
 
-def test_dynamodb_local_starts_answers_and_stops():
+def test_dynamodb_local_starts_answers_and_stops_its_process_group():
     db = dynamodb.start_dynamodb(dynamodb.free_port())
     try:
         assert db.backend == "dynamodb-local"
@@ -19,10 +19,13 @@ def test_dynamodb_local_starts_answers_and_stops():
         assert db.client().list_tables()["TableNames"] == []
         with pytest.raises(dynamodb.DynamoDBStartError, match="in use"):
             dynamodb.start_dynamodb(db.port)
+        java = [p for p in os.listdir("/proc") if p.isdigit() and f"-port\0{db.port}" in _cmdline(p)]
+        assert java, "DynamoDB Local process not found"
     finally:
         db.stop()
     db.stop()  # idempotent
     assert dynamodb.port_is_free(db.port)
+    assert not any(_cmdline(p) for p in java)
 
 
 def test_falls_back_to_moto_without_java(monkeypatch, capsys):
@@ -45,15 +48,6 @@ def test_no_fallback_when_disabled(monkeypatch):
 def test_ensure_java_without_install_reports_missing(monkeypatch):
     monkeypatch.setattr(dynamodb.shutil, "which", lambda name: None)
     assert dynamodb.ensure_java(install=False) is None
-
-
-def test_stop_kills_the_process_group():
-    db = dynamodb.start_dynamodb(dynamodb.free_port())
-    pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    java = [p for p in pids if _cmdline(p).find(f"-port\0{db.port}") >= 0]
-    assert java, "DynamoDB Local process not found"
-    db.stop()
-    assert not any(os.path.exists(f"/proc/{p}") and _cmdline(p) for p in java)
 
 
 def _cmdline(pid):

@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 from membership_local import template as tpl
-from membership_local.dynamodb import dynamodb_client, free_port, start_dynamodb
+from membership_local.dynamodb import dynamodb_client
 
 SNIPPET = textwrap.dedent(
     """
@@ -193,14 +193,8 @@ def test_stream_function_defaults(snippet):
     assert tpl.function_timeout(snippet, "Admin") == 7
 
 
-@pytest.fixture(scope="module")
-def local_endpoint():
-    db = start_dynamodb(free_port())
-    yield db.endpoint
-    db.stop()
-
-
-def test_create_table_is_idempotent_and_applies_ttl(local_endpoint):
+def test_create_table_is_idempotent_and_applies_ttl(dynamodb_local):
+    local_endpoint = dynamodb_local.endpoint
     assert tpl.create_table(local_endpoint, "tpl-test") == "tpl-test"
     assert tpl.create_table(local_endpoint, "tpl-test") == "tpl-test"
     client = dynamodb_client(local_endpoint)
