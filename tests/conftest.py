@@ -43,6 +43,11 @@ def reset_membership_caches() -> None:
     reset = getattr(table, "reset_connections", None)
     if reset is not None:
         reset()
+    # The program is read from the table: a copy cached from the previous table is stale.
+    program = sys.modules.get("membership.storage.program")
+    forget = getattr(program, "forget_cached_program", None)
+    if forget is not None:
+        forget()
 
 
 @pytest.fixture(scope="session")
