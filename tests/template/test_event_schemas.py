@@ -199,3 +199,24 @@ def test_signup_phone_must_be_masked():
     detail = _detail(_entries("member.signed_up")[0]) | {"phone": "+8613812345678"}
     with pytest.raises(ValidationError):
         Draft202012Validator(schema).validate(detail)
+
+
+def test_readme_lists_every_event_with_its_source_and_direction():
+    readme = (EVENTS / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells
+    problems = []
+    for name in SCHEMA_NAMES:
+        schema = _schema(name)
+        row = rows.get(name)
+        if row is None:
+            problems.append(f"{name}: not in events/README.md")
+        elif f"`{schema['x-source']}`" not in row[1] or row[2] != schema["x-direction"]:
+            problems.append(
+                f"{name}: README says {row[1:3]}, schema says "
+                f"{schema['x-source']} / {schema['x-direction']}"
+            )
+    assert not problems, "\n".join(problems)
