@@ -43,8 +43,9 @@ def lambda_environment(
     env.update(
         AWS_REGION=region,
         AWS_DEFAULT_REGION=region,
-        AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID") or "testing",
-        AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY") or "testing",
+        # Always dummies: a developer's real credentials must never ride along.
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
         AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
         AWS_ENDPOINT_URL_DYNAMODB_STREAMS=dynamodb_endpoint,
         # botocore reads the EventBridge endpoint from ..._EVENTBRIDGE (its service id);
@@ -60,7 +61,7 @@ def lambda_environment(
 
 def apply_environment(env: Mapping[str, str]) -> None:
     """Set `env` before any handler module is imported: modules read settings at import."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)
     os.environ.update(env)
 
