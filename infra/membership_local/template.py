@@ -310,14 +310,18 @@ class EventRule(NamedTuple):
     event_id: str
     handler: str
     pattern: dict
-    event_bus_name: Any  # raw template value (often a Ref); None means the default bus
+    event_bus_name: str | None  # None: the default bus
     dead_letter_config: dict | None
     retry_policy: dict | None
     input_path: str | None
     type: str
 
 
-def event_rules(template: Mapping) -> list[EventRule]:
+def event_rules(template: Mapping, overrides: Mapping[str, Any] | None = None) -> list[EventRule]:
+    """Every EventBridgeRule / CloudWatchEvent event, with Refs resolved as in
+    `function_environment` (a pattern's `source: [!Ref OrderEventSource]` gets the
+    parameter's default unless `overrides` names another)."""
+    refs = _refs(template, overrides)
     rules = []
     for function_id, props in functions(template).items():
         for event_id, event in (props.get("Events") or {}).items():
@@ -329,10 +333,10 @@ def event_rules(template: Mapping) -> list[EventRule]:
                     function_id=function_id,
                     event_id=event_id,
                     handler=props["Handler"],
-                    pattern=_json(ev.get("Pattern") or {}),
-                    event_bus_name=ev.get("EventBusName"),
-                    dead_letter_config=ev.get("DeadLetterConfig"),
-                    retry_policy=ev.get("RetryPolicy"),
+                    pattern=resolve(_json(ev.get("Pattern") or {}), refs),
+                    event_bus_name=resolve(ev.get("EventBusName"), refs),
+                    dead_letter_config=resolve(ev.get("DeadLetterConfig"), refs),
+                    retry_policy=resolve(ev.get("RetryPolicy"), refs),
                     input_path=ev.get("InputPath"),
                     type=event["Type"],
                 )

@@ -57,7 +57,7 @@ SNIPPET = textwrap.dedent(
               Type: EventBridgeRule
               Properties:
                 EventBusName: !Ref Bus
-                Pattern: {source: [orders], detail-type: [order.paid]}
+                Pattern: {source: [!Ref Stage], detail-type: [order.paid]}
                 RetryPolicy: {MaximumRetryAttempts: 5}
                 DeadLetterConfig: {Type: SQS}
             Outbox:
@@ -163,16 +163,25 @@ def test_function_environment_of_repository_template():
 
 
 def test_event_rules_of_both_types(snippet):
-    rules = {r.event_id: r for r in tpl.event_rules(snippet)}
+    rules = {r.event_id: r for r in tpl.event_rules(snippet, {"Bus": "local-bus"})}
     paid = rules["Paid"]
     assert paid.handler == "pkg.admin.handler"
-    assert paid.pattern == {"source": ["orders"], "detail-type": ["order.paid"]}
+    assert paid.pattern == {"source": ["dev"], "detail-type": ["order.paid"]}  # param default
     assert paid.retry_policy == {"MaximumRetryAttempts": 5}
     assert paid.dead_letter_config == {"Type": "SQS"}
-    assert paid.event_bus_name == {"Ref": "Bus"}
+    assert paid.event_bus_name == "local-bus"
+    assert tpl.event_rules(snippet, {"Stage": "orders"})[0].pattern["source"] == ["orders"]
     legacy = rules["Legacy"]
     assert (legacy.type, legacy.handler, legacy.pattern) == (
         "CloudWatchEvent", "pkg.default.handler", {"source": ["x"]})
+
+
+def test_repository_order_rules_resolve_their_source():
+    rules = tpl.event_rules(tpl.load_template(), {"MembershipEventBus": "membership"})
+    assert rules, "template.yaml has event rules"
+    for rule in rules:
+        assert all(isinstance(s, str) for s in rule.pattern.get("source", [])), rule
+        assert rule.event_bus_name == "membership"
 
 
 def test_stream_functions_of_repository_template():
