@@ -1,0 +1,63 @@
+"""EventBridge rule target for the order system's events.
+
+Every failure raises, so the invocation fails and is retried, then lands in the rule's
+dead-letter queue (with an alarm on its depth):
+- a malformed event (pydantic rejects the envelope or the detail) changes nothing;
+- an event about an order whose payment has not landed (a refund or completion that
+  overtook its `order.paid`) raises OrderNotPaidYet: not applied, not dropped, retried;
+- a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly.
+"""
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+from membership.domain.checkout import (
+    OrderCancelled,
+    OrderCompleted,
+    OrderNotPaidYet,
+    OrderPaid,
+    OrderRefunded,
+)
+from membership.observability import logger, metrics, tracer
+from membership.services import orders
+
+ROUTES = {
+    "order.paid": (OrderPaid, orders.paid),
+    "order.cancelled": (OrderCancelled, orders.cancelled),
+    "order.completed": (OrderCompleted, orders.completed),
+    "order.refunded": (OrderRefunded, orders.refunded),
+}
+
+
+class UnknownDetailType(ValueError):
+    pass
+
+
+def apply(event: dict) -> dict:
+    """Parse one EventBridge event and apply it; returns what the effect answered."""
+    envelope = EventBridgeModel.model_validate(event)
+    try:
+        model, service = ROUTES[envelope.detail_type]
+    except KeyError:
+        raise UnknownDetailType(f"no consumer for {envelope.detail_type!r}") from None
+    detail = model.model_validate(envelope.detail)
+    logger.append_keys(detail_type=envelope.detail_type, event_id=envelope.id,
+                       order_id=detail.order_id)
+    try:
+        outcome = service(detail)
+    except OrderNotPaidYet:
+        metrics.add_metric(name="OrderEventsEarly", unit=MetricUnit.Count, value=1)
+        logger.warning("the order's payment has not landed yet; failing so it is retried")
+        raise
+    metrics.add_metric(name="OrderEventsReplayed" if outcome.replayed else "OrderEventsApplied",
+                       unit=MetricUnit.Count, value=1)
+    return {"detailType": envelope.detail_type, "replayed": outcome.replayed,
+            "result": outcome.result}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return apply(event)

@@ -1,0 +1,142 @@
+"""The order system's events: paid, cancelled, completed, refunded.
+
+Each effect has a deterministic source key, so a redelivery is a no-op whatever its
+timing; an event about an order whose payment has not landed raises OrderNotPaidYet,
+which the caller lets fail so that the delivery is retried.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from membership.domain import checkout
+from membership.domain.checkout import (
+    OrderCancelled,
+    OrderCompleted,
+    OrderNotPaidYet,
+    OrderPaid,
+    OrderRefunded,
+    Settlement,
+)
+from membership.domain.ledger import PostingBuilder
+from membership.domain.tiers import upgrade_if_qualified
+from membership.errors import DomainError
+from membership.storage import ledger
+from membership.storage.ledger import ExtraItem
+from membership.storage.models import OrderItem
+from membership.storage.program import load_program
+from membership.storage.table import Retry
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_settlement(member_id: str, order_id: str) -> tuple[Settlement, int]:
+    try:
+        item = OrderItem.get(*OrderItem.key(member_id, order_id), consistent_read=True)
+    except OrderItem.DoesNotExist:
+        raise OrderNotPaidYet(f"order {order_id} has not been paid yet",
+                              order_id=order_id) from None
+    return Settlement.model_validate_json(item.document), int(item.version)
+
+
+def _order_item(settlement: Settlement, version: int) -> OrderItem:
+    return OrderItem(*OrderItem.key(settlement.member_id, settlement.order_id),
+                     order_id=settlement.order_id, member_id=settlement.member_id,
+                     document=settlement.model_dump_json(), version=version)
+
+
+def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
+    now = now or _now()
+    program = load_program()
+    source_key = f"order.paid:{event.order_id}"
+    made: dict[str, Settlement] = {}
+
+    def build(state):
+        builder = PostingBuilder(state, program, source_key=source_key,
+                                 source_type="order.paid", reason="order_paid",
+                                 actor="orders", now=now, effective_at=event.paid_at)
+        made["settlement"] = checkout.settle_paid(builder, event, program,
+                                                  upgrade_if_qualified)
+        return builder.build()
+
+    def extra(_posting):
+        return (ExtraItem(model=_order_item(made["settlement"], 0),
+                          condition=OrderItem.PK.does_not_exist(),
+                          on_condition_failed=ledger.AlreadyApplied),)
+
+    return ledger.post(event.member_id, source_key, build, extra)
+
+
+class _NothingToRelease(DomainError):
+    code = "nothing_to_release"
+
+
+def cancelled(event: OrderCancelled, now: datetime | None = None) -> ledger.Outcome:
+    """Releases the order's hold; with no open hold there is nothing to undo."""
+    now = now or _now()
+    program = load_program()
+    source_key = f"order.cancelled:{event.order_id}"
+    hold_id = checkout.hold_id_for(event.order_id)
+
+    def build(state):
+        if not any(h.hold_id == hold_id and h.status == "held" for h in state.holds):
+            raise _NothingToRelease()
+        builder = PostingBuilder(state, program, source_key=source_key,
+                                 source_type="order.cancelled", reason="order_cancelled",
+                                 actor="orders", now=now)
+        builder.release_hold(hold_id, reason="order_cancelled")
+        builder.result = {"orderId": event.order_id, "memberId": event.member_id,
+                          "released": True}
+        return builder.build()
+
+    try:
+        return ledger.post(event.member_id, source_key, build)
+    except _NothingToRelease:
+        # Never held, already captured (a paid order is refunded, not cancelled), or
+        # released: writing nothing keeps every redelivery free.
+        return ledger.Outcome(result={"orderId": event.order_id, "memberId": event.member_id,
+                                      "released": False}, replayed=False)
+
+
+def completed(event: OrderCompleted, now: datetime | None = None) -> ledger.Outcome:
+    now = now or _now()
+    program = load_program()
+    source_key = f"order.completed:{event.order_id}"
+
+    def build(state):
+        settlement, _ = _read_settlement(event.member_id, event.order_id)
+        builder = PostingBuilder(state, program, source_key=source_key,
+                                 source_type="order.completed", reason="order_completed",
+                                 actor="orders", now=now)
+        checkout.complete_order(builder, settlement)
+        return builder.build()
+
+    return ledger.post(event.member_id, source_key, build)
+
+
+def refunded(event: OrderRefunded, now: datetime | None = None) -> ledger.Outcome:
+    now = now or _now()
+    program = load_program()
+    source_key = f"order.refunded:{event.order_id}:{event.refund_id}"
+    made: dict[str, object] = {}
+
+    def build(state):
+        # Read inside the attempt: a concurrent refund of the same order moves the
+        # order's version, fails our condition, and this runs again on fresh data.
+        settlement, version = _read_settlement(event.member_id, event.order_id)
+        builder = PostingBuilder(state, program, source_key=source_key,
+                                 source_type="order.refunded", reason="order_refunded",
+                                 actor="orders", now=now,
+                                 effective_at=event.refunded_at or now)
+        made["settlement"] = checkout.apply_refund(builder, settlement, event)
+        made["version"] = version
+        return builder.build()
+
+    def extra(_posting):
+        version = made["version"]
+        return (ExtraItem(model=_order_item(made["settlement"], version + 1),
+                          condition=OrderItem.version == version,
+                          on_condition_failed=Retry),)
+
+    return ledger.post(event.member_id, source_key, build, extra)
