@@ -152,6 +152,9 @@ def up(args: argparse.Namespace) -> int:
         stack = {
             "pid": os.getpid(),
             "started_at": datetime.now(UTC).isoformat(),
+            "api_port": gateway.port,
+            "dynamodb_port": db.port,
+            "events_port": args.events_port,
             "api_url": gateway.url,
             "issuer": gateway.issuer,
             "audience": gateway.audience,
