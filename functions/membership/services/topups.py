@@ -166,9 +166,11 @@ def refund(topup_id: str, request: RefundRequest, *, actor: str,
     program = load_program()
     source_key = refund_source_key(request.refund_reference)
 
+    unread = [first]
+
     def build(state: LedgerState):
-        # Read per attempt: a concurrent refund of this top-up makes the commit retry.
-        record = store.get_topup(topup_id)
+        # Fresh per retry: a concurrent refund of this top-up is what makes a commit retry.
+        record = unread.pop() if unread else store.get_topup(topup_id)
         builder = PostingBuilder(state, program, source_key=source_key,
                                  source_type="topup_refund", reason="topup_refund",
                                  actor=actor, now=now)
