@@ -211,7 +211,8 @@ Membership local stack is up.
   OpenAPI       {api}/openapi.json
   Swagger UI    {api}/docs
   Streams       {streams}
-  Event bus     {stack['events_url']} (handlers send PutEvents here)
+  Event bus     {stack['events_url']} (handlers' PutEvents go here; nothing listens
+                yet, so published events land in the stream poller's local DLQ)
 
 Try it:
   TOKEN=$(membership-local token --sub demo-user --scope member)
