@@ -13,6 +13,9 @@ Adding one is a decorated function; it sets up what it needs, then measures insi
         ctx.check("DynamoDB write calls per top-up", calls.writes, "==", 1)
         return calls
 
+Operations live here or in any other module of bench/ (e.g. bench/postings.py); every such
+module is imported before the run, so registering is only the decorator.
+
 An operation whose `requires` module does not exist yet is reported "not available yet";
 anything else that goes wrong is an error, never hidden.
 
@@ -75,6 +78,19 @@ class Outcome:
 
 
 REGISTRY: list[Operation] = []
+# Modules of this package that are machinery; every other one holds operations.
+_NOT_OPERATIONS = {"__main__", "dynamo", "importtime", "operations"}
+
+
+def load_operation_modules() -> None:
+    """Import every operation module in bench/, so a new one needs no registration line."""
+    import pkgutil
+
+    import bench
+
+    for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
+        if info.name not in _NOT_OPERATIONS and not info.name.startswith("_"):
+            importlib.import_module(f"bench.{info.name}")
 
 
 def operation(
