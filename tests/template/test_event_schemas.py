@@ -204,11 +204,14 @@ def test_signup_phone_must_be_masked():
 def test_readme_lists_every_event_with_its_source_and_direction():
     readme = (EVENTS / "README.md").read_text(encoding="utf-8")
     rows = {}
+    problems = []
     for line in readme.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and cells[0].startswith("`"):
-            rows[cells[0].strip("`")] = cells
-    problems = []
+            name = cells[0].strip("`")
+            if name in rows:
+                problems.append(f"{name}: listed twice in events/README.md")
+            rows[name] = cells
     for name in SCHEMA_NAMES:
         schema = _schema(name)
         row = rows.get(name)
