@@ -70,9 +70,10 @@ def _wait_until_up(proc: subprocess.Popen, api_url: str, log: Path) -> None:
         if proc.poll() is not None:
             pytest.fail(f"membership-local up exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            requests.get(f"{api_url}/openapi.json", timeout=2)
+            # The first /openapi.json imports every handler: slow on a busy machine.
+            requests.get(f"{api_url}/openapi.json", timeout=30)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.3)
     pytest.fail(f"the stack did not answer within {STARTUP_SECONDS}s:\n{log.read_text()}")
 
