@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
-
 from membership.domain.ledger import PostingBuilder, reconcile
 from membership.domain.program import default_program
 from membership.domain.topups import DailyTopupLimitExceeded, TopupRequest, topup_id_for
@@ -15,7 +14,7 @@ from membership.handlers import admin_topups, payment_events, topups
 from membership.handlers import members as members_handler
 from membership.services import topups as service
 from membership.storage import ledger
-from membership.storage.models import EntryItem, GuardItem, MemberItem
+from membership.storage.models import GuardItem, MemberItem
 from membership.storage.topups import IdempotencyKeyItem, TopupItem
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -392,7 +391,7 @@ def test_admin_refund_needs_the_admin_scope(table, apigw_event, lambda_context):
     status, body, _ = call(admin_topups, apigw_event(
         "POST", f"/v1/admin/topups/{credited['topupId']}/refunds", {"refundReference": "r"},
         sub="user-a", scopes=["member"], headers={"Idempotency-Key": "k"}), lambda_context)
-    assert status == 403
+    assert status == 403 and body["code"] == "forbidden"
 
 
 def test_payment_refunded_notice_refunds_and_a_redelivery_changes_nothing(

@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from membership.domain.ledger import LedgerState, PostingBuilder, reconcile
 from membership.domain.members import Member, is_stored_value_member, member_benefits
 from membership.domain.program import TopupOffer, default_program
@@ -36,8 +35,9 @@ YUAN = 100
 
 
 def member(**changes) -> Member:
-    base = dict(member_id="Mabcdefghij", subject="s", phone="+8613812345678", nickname="n",
-                channel="app", created_at=NOW, updated_at=NOW, tier_id="V1", tier_since=NOW)
+    base = {"member_id": "Mabcdefghij", "subject": "s", "phone": "+8613812345678",
+            "nickname": "n", "channel": "app", "created_at": NOW, "updated_at": NOW,
+            "tier_id": "V1", "tier_since": NOW}
     return Member(**{**base, **changes})
 
 

@@ -164,9 +164,7 @@ def offer_is_valid(offer: TopupOffer, at: datetime) -> bool:
     """Valid from `validFrom` (inclusive) until `validUntil` (exclusive); open ends allowed."""
     if offer.valid_from is not None and at < calendar.utc(offer.valid_from):
         return False
-    if offer.valid_until is not None and at >= calendar.utc(offer.valid_until):
-        return False
-    return True
+    return offer.valid_until is None or at < calendar.utc(offer.valid_until)
 
 
 def best_offer(rules: TopupRules, amount: int, at: datetime) -> TopupOffer | None:

@@ -28,7 +28,7 @@ TopupId = Annotated[str, Path(pattern=r"^T[A-Z2-7]{24}$", description="The top-u
                **error_responses(400, 403, 404, 409, 422, 503)},
     tags=["stored value", "admin"],
 )
-def refund_topup(topupId: TopupId, body: RefundRequest):  # noqa: N803 (the path's name)
+def refund_topup(topupId: TopupId, body: RefundRequest):
     subject = require_subject(app, "admin")
     key = check_idempotency_key(app.current_event.headers.get("idempotency-key"))
     result = topups.refund(topupId, body, actor=f"admin:{subject}", idempotency=(subject, key))

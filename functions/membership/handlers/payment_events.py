@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import envelopes, parse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from membership.domain.topups import MAX_FEN, RefundRequest, Reference
+from membership.domain.topups import MAX_FEN, Reference, RefundRequest
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
 
