@@ -291,3 +291,24 @@ def test_paid_amounts_that_do_not_add_up_fail_and_change_nothing(table, lambda_c
     with pytest.raises(Exception, match="cashPaid"):
         deliver(lambda_context, "order.paid", event)
     assert member(member_id).balance_principal == 5_000
+
+
+def test_a_stale_posting_that_deletes_a_lot_is_retried_not_taken_for_applied(table):
+    # A refund that raced its payment used to read as "already applied" and was lost: the
+    # transaction sends deletes before puts, so cancellation reasons must be read that way.
+    from membership.storage.table import Retry
+
+    member_id = signed_up()
+    stale = store.read_live_range(member_id)
+    b = PostingBuilder(stale, load_program(), source_key="spend-all", source_type="test",
+                       reason="t", actor="test", now=datetime.now(UTC))
+    b.debit_points(100)  # uses the signup lot up: the posting deletes it
+    posting = b.build()
+    assert any(change.after is None for change in posting.lots)
+    signed_up_bump = PostingBuilder(stale, load_program(), source_key="bump",
+                                    source_type="test", reason="t", actor="test",
+                                    now=datetime.now(UTC))
+    signed_up_bump.credit_balance("principal", 1)
+    store.commit(signed_up_bump.build())
+    with pytest.raises(Retry):
+        store.commit(posting)

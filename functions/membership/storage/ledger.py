@@ -106,6 +106,9 @@ def commit(posting: Posting, *, new_member: bool = False,
            extra: tuple[ExtraItem, ...] = ()) -> None:
     """Write a posting as one TransactWriteItems; raises Retry or a domain error."""
     plan: list[tuple[str, Callable[[], Exception] | None]] = []
+    # pynamodb sends every delete before every put: cancellation reasons come in that
+    # order, so deletes keep their own plan, joined in front of the puts' below.
+    delete_plan: list[tuple[str, Callable[[], Exception] | None]] = []
     now = posting.created_at
     t = TransactWrite(connection=connection())
     member = MemberItem.from_domain(posting.member)
@@ -132,13 +135,15 @@ def commit(posting: Posting, *, new_member: bool = False,
     for change in posting.lots:
         if change.before is None:
             t.save(LotItem.from_domain(change.after), condition=LotItem.PK.does_not_exist())
+            plan.append(("lot", None))
         elif change.after is None:
             t.delete(LotItem.from_domain(change.before),
                      condition=LotItem.version == change.before.version)
+            delete_plan.append(("lot", None))
         else:
             t.save(LotItem.from_domain(change.after),
                    condition=LotItem.version == change.before.version)
-        plan.append(("lot", None))
+            plan.append(("lot", None))
     for change in posting.holds:
         if change.before is None:
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
@@ -147,12 +152,13 @@ def commit(posting: Posting, *, new_member: bool = False,
             # Closing a hold moves it out of the live range: delete it, keep its record.
             t.delete(HoldItem.from_domain(change.before),
                      condition=HoldItem.version == change.before.version)
-            plan.append(("hold", None))
+            delete_plan.append(("hold", None))
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
             plan.append(("hold_record", None))
     for item in extra:
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))
+    plan = delete_plan + plan
     if len(plan) > MAX_TRANSACTION_ITEMS:
         raise PostingTooLarge(f"{len(plan)} items do not fit one transaction", items=len(plan))
     try:
