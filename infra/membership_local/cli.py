@@ -46,7 +46,7 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 
 # Subcommands that live in their own modules; importing one registers it.
-COMMAND_MODULES = ("reconcile", "settle", "seed")
+COMMAND_MODULES = ("reconcile", "settle", "seed", "eventbus")
 
 
 def _load_command_modules() -> None:
@@ -139,6 +139,16 @@ def up(args: argparse.Namespace) -> int:
         ))
         _seed_program()
         handlers = Handlers()
+        from .eventbus import EventBus
+
+        try:
+            bus = EventBus(template, port=args.events_port, handlers=handlers,
+                           region=args.region, refs={"MembershipEventBus": args.event_bus}
+                           ).start()
+        except OSError as exc:
+            print(f"membership-local: cannot start the event bus: {exc}", file=sys.stderr)
+            return 1
+        running.append(bus.stop)
         poller = StreamPoller(template, endpoint=db.endpoint, table_name=args.table,
                               region=args.region, handlers=handlers).start()
         running.append(poller.stop)
@@ -211,8 +221,8 @@ Membership local stack is up.
   OpenAPI       {api}/openapi.json
   Swagger UI    {api}/docs
   Streams       {streams}
-  Event bus     {stack['events_url']} (handlers' PutEvents go here; nothing listens
-                yet, so published events land in the stream poller's local DLQ)
+  Event bus     {stack['events_url']} (PutEvents, routed by template.yaml's rules;
+                `membership-local dlq` lists what failed after retries)
 
 Try it:
   TOKEN=$(membership-local token --sub demo-user --scope member)
