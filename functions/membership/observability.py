@@ -4,5 +4,7 @@ from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.tracing import Tracer
 
 logger = Logger()
-tracer = Tracer()
+# Patch only botocore (every DynamoDB and EventBridge call becomes a subsegment): the
+# default patches every library X-Ray knows, which imports boto3 and more at cold start.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
