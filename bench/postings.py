@@ -4,6 +4,7 @@ Each posting is measured on a member prepared outside the counted window, so the
 are the posting's own: its read calls (the member's live range), its single write call,
 the items in that transaction and the capacity DynamoDB Local reports.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -21,8 +22,15 @@ def _post(member_id: str, key: str, legs) -> None:
     program = load_program()
 
     def build(state):
-        b = PostingBuilder(state, program, source_key=key, source_type="bench", reason="bench",
-                           actor="system", now=datetime.now(UTC))
+        b = PostingBuilder(
+            state,
+            program,
+            source_key=key,
+            source_type="bench",
+            reason="bench",
+            actor="system",
+            now=datetime.now(UTC),
+        )
         legs(b)
         return b.build()
 
@@ -49,8 +57,9 @@ def _measure(ctx: BenchContext, kind: str, member_id: str, legs) -> CallStats:
 
 @operation("posting: credit balance", requires=LEDGER)
 def credit(ctx: BenchContext) -> CallStats:
-    return _measure(ctx, "credit", _member(ctx, principal=0),
-                    lambda b: b.credit_balance("principal", 5_000))
+    return _measure(
+        ctx, "credit", _member(ctx, principal=0), lambda b: b.credit_balance("principal", 5_000)
+    )
 
 
 @operation("posting: debit balance", requires=LEDGER)
@@ -60,27 +69,40 @@ def debit(ctx: BenchContext) -> CallStats:
 
 @operation("posting: earn points (new lot)", requires=LEDGER)
 def earn(ctx: BenchContext) -> CallStats:
-    return _measure(ctx, "earn", _member(ctx, principal=0),
-                    lambda b: b.credit_points(120, lot_id="earned"))
+    return _measure(
+        ctx, "earn", _member(ctx, principal=0), lambda b: b.credit_points(120, lot_id="earned")
+    )
 
 
 @operation("posting: spend points", requires=LEDGER)
 def spend(ctx: BenchContext) -> CallStats:
-    return _measure(ctx, "spend", _member(ctx, principal=0, points=500),
-                    lambda b: b.debit_points(150))
+    return _measure(
+        ctx, "spend", _member(ctx, principal=0, points=500), lambda b: b.debit_points(150)
+    )
 
 
 def _held(ctx: BenchContext) -> str:
     member_id = _member(ctx, points=500)
-    _post(member_id, ctx.unique("hold"), lambda b: b.place_hold(
-        "H1", points=100, balance=2_000, expires_at=datetime.now(UTC) + timedelta(minutes=30)))
+    _post(
+        member_id,
+        ctx.unique("hold"),
+        lambda b: b.place_hold(
+            "H1", points=100, balance=2_000, expires_at=datetime.now(UTC) + timedelta(minutes=30)
+        ),
+    )
     return member_id
 
 
 @operation("posting: hold (balance + points)", requires=LEDGER)
 def hold(ctx: BenchContext) -> CallStats:
-    return _measure(ctx, "hold", _member(ctx, points=500), lambda b: b.place_hold(
-        "H1", points=100, balance=2_000, expires_at=datetime.now(UTC) + timedelta(minutes=30)))
+    return _measure(
+        ctx,
+        "hold",
+        _member(ctx, points=500),
+        lambda b: b.place_hold(
+            "H1", points=100, balance=2_000, expires_at=datetime.now(UTC) + timedelta(minutes=30)
+        ),
+    )
 
 
 @operation("posting: capture hold", requires=LEDGER)
