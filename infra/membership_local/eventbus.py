@@ -297,7 +297,7 @@ def _request_handler(bus: EventBus) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             target = self.headers.get("X-Amz-Target", "")
@@ -322,7 +322,7 @@ def _request_handler(bus: EventBus) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 - base signature
+        def log_message(self, format: str, *args) -> None:
             pass
 
     return RequestHandler

@@ -5,13 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import botocore.session
 import pytest
-from membership_local.eventbus import EventBus, read_dlq, routes
-from membership_local.runtime import Handlers
-from membership_local.template import load_template
-
 from membership.domain.members import SignupRequest, member_id_for
 from membership.services import members as member_service
 from membership.storage import ledger as store
+from membership_local.eventbus import EventBus, read_dlq, routes
+from membership_local.runtime import Handlers
+from membership_local.template import load_template
 
 PAID_AT = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()
 LINES = [{"lineId": "1", "sku": "TEE", "category": "apparel", "brand": "acme", "quantity": 2,

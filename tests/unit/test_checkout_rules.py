@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from membership.domain import calendar
 from membership.domain import checkout as co
 from membership.domain.ledger import (
@@ -27,8 +26,8 @@ MEMBER_ID = "Mabcdefghijk"
 
 
 def member(**changes) -> Member:
-    base = dict(member_id=MEMBER_ID, subject="s", phone="+8613812345678", nickname="n",
-                channel="app", created_at=NOW, updated_at=NOW, tier_id="V1", tier_since=NOW)
+    base = {"member_id": MEMBER_ID, "subject": "s", "phone": "+8613812345678", "nickname": "n",
+                "channel": "app", "created_at": NOW, "updated_at": NOW, "tier_id": "V1", "tier_since": NOW}
     return Member(**{**base, **changes})
 
 
@@ -203,11 +202,11 @@ def test_money_must_be_integer_fen():
 def settlement(lines: list[co.LineSplit], **changes) -> co.Settlement:
     total = {f: sum(getattr(x, f) for x in lines)
              for f in ("points_used", "balance", "cash", "earned_points", "growth")}
-    base = dict(order_id="O1", member_id=MEMBER_ID, paid_at=NOW, tier_id="V1",
-                lot_id="order-O1", growth_month="2025-03", points_used=total["points_used"],
-                principal_used=total["balance"], bonus_used=0, cash_paid=total["cash"],
-                earned_points=total["earned_points"], growth=total["growth"],
-                captured_hold=False, lines=tuple(lines))
+    base = {"order_id": "O1", "member_id": MEMBER_ID, "paid_at": NOW, "tier_id": "V1",
+                "lot_id": "order-O1", "growth_month": "2025-03", "points_used": total["points_used"],
+                "principal_used": total["balance"], "bonus_used": 0, "cash_paid": total["cash"],
+                "earned_points": total["earned_points"], "growth": total["growth"],
+                "captured_hold": False, "lines": tuple(lines)}
     return co.Settlement(**{**base, **changes})
 
 
