@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     settlement_segments: int = 64
     settlement_page_limit: int = 1000
     settlement_stop_margin_ms: int = 60_000
+    # Changed members written at once by a worker while it reads the next page.
+    settlement_write_concurrency: int = 4
     # Bounded retries for transaction conflicts and throttling.
     transaction_max_attempts: int = 40
     transaction_base_delay_ms: int = 10

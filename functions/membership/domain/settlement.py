@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,9 +48,16 @@ def period_before(instant: datetime, tz: str) -> str:
     return calendar.shift_month(calendar.month_of(instant, tz), -1)
 
 
+@lru_cache(maxsize=64)
 def period_close(period: str, tz: str) -> datetime:
     """The first instant after the period: lots expiring before it are due."""
     return calendar.month_start(calendar.shift_month(check_period(period), 1), tz)
+
+
+@lru_cache(maxsize=64)
+def _window(period: str) -> tuple[str, ...]:
+    # Cached: the settlement asks for the same period's window once per member.
+    return tuple(calendar.rolling_months(period))
 
 
 def source_key(period: str, member_id: str) -> str:
@@ -91,7 +99,7 @@ class Decision(BaseModel):
 
 def rolling_growth(growth_months: dict[str, int], period: str) -> int:
     """Growth over the 12 months that end with `period`."""
-    return sum(growth_months.get(m, 0) for m in calendar.rolling_months(period))
+    return sum(growth_months.get(m, 0) for m in _window(period))
 
 
 def decide(snapshot: Snapshot, program: Program, period: str) -> Decision:

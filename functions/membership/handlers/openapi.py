@@ -9,6 +9,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.topups",
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
+    "membership.handlers.admin_settlements",
 )
 
 

@@ -9,6 +9,7 @@ what was done, so they are counted the same and written no second time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -65,22 +66,19 @@ def start(period: str | None = None, *, now: datetime | None = None,
 
 
 def settle_member(snapshot: rules.Snapshot, program: Program, period: str,
-                  tally: rules.TallyBuilder, clock: Clock) -> None:
-    """Decide in memory; write only when something changes."""
+                  clock: Clock) -> dict | None:
+    """Decide in memory; write only when something changes.
+
+    Returns what this period did to the member (the guard's result), None if nothing.
+    """
     decision = rules.decide(snapshot, program, period)
     if decision.already_settled:
-        result = None
         if snapshot.settled_period == period:
             # Changed by this period before (a resumed page, a re-run): count what it did.
-            result = store.settled_result(period, snapshot.member_id)
-        if result is not None:
-            tally.settled(result)
-        else:
-            tally.unchanged(decision.tier_before)
-        return
+            return store.settled_result(period, snapshot.member_id)
+        return None
     if not decision.changes:
-        tally.unchanged(decision.tier_before)
-        return
+        return None
     key = rules.source_key(period, snapshot.member_id)
 
     def build(state: LedgerState):
@@ -90,11 +88,14 @@ def settle_member(snapshot: rules.Snapshot, program: Program, period: str,
         return builder.build()
 
     try:
-        outcome = ledger.post(snapshot.member_id, key, build)
+        return ledger.post(snapshot.member_id, key, build).result
     except rules.NothingToSettle:
-        tally.unchanged(decision.tier_before)
-        return
-    tally.settled(outcome.result)
+        return None
+
+
+def _needs_io(snapshot: rules.Snapshot, program: Program, period: str) -> bool:
+    decision = rules.decide(snapshot, program, period)
+    return decision.changes or snapshot.settled_period == period
 
 
 def settle_segment(period: str, segment: int, segments: int, *,
@@ -104,43 +105,62 @@ def settle_segment(period: str, segment: int, segments: int, *,
                    on_page: Callable[[rules.Tally], None] | None = None) -> SegmentOutcome:
     """Settle one scan segment from its last checkpoint until it ends or `should_stop()`.
 
-    `on_member(n)` is called after the n-th member of this invocation (progress, and the
-    tests' crash injection); `on_page(tally)` after each checkpoint with that page's tally.
+    The next page is read while this one's changed members are written, a few at a time,
+    so a page costs about the longer of the two rather than their sum. `on_member(n)` is
+    called after the n-th member of this invocation (progress, and the tests' crash
+    injection); `on_page(tally)` after each checkpoint with that page's tally.
     """
     rules.check_period(period)
     program = load_program()
-    limit = page_limit if page_limit is not None else get_settings().settlement_page_limit
+    settings = get_settings()
+    limit = page_limit if page_limit is not None else settings.settlement_page_limit
     checkpoint = store.load_checkpoint(period, segment)
     seen = 0
-    while not checkpoint.done:
-        if should_stop():
-            break
-        rows, cursor = store.scan_members_page(segment, segments, checkpoint.cursor, limit)
-        page = rules.TallyBuilder()
-        failed: list[str] = []
-        for raw in rows:
-            snapshot = store.snapshot_from_raw(raw)
-            try:
-                settle_member(snapshot, program, period, page, clock)
-            except DomainError:
-                # Left for a retry (a re-run settles it); the rest of the page goes on.
-                logger.exception("member not settled", extra={"memberId": snapshot.member_id,
-                                                              "period": period})
-                page.failed()
-                failed.append(snapshot.member_id)
-            seen += 1
-            if on_member is not None:
-                on_member(seen)
-        page_tally = page.tally()
-        after = replace(checkpoint, cursor=cursor, tally=checkpoint.tally + page_tally,
-                        pages=checkpoint.pages + 1,
-                        failed_members=checkpoint.failed_members + tuple(failed))
-        if cursor is None:
-            checkpoint = store.finish_segment(checkpoint, after, clock())
-        else:
-            checkpoint = store.save_checkpoint(checkpoint, after, clock())
-        if on_page is not None:
-            on_page(page_tally)
+    with ThreadPoolExecutor(max_workers=settings.settlement_write_concurrency + 1) as pool:
+
+        def fetch(cursor: dict | None) -> Future:
+            return pool.submit(store.scan_members_page, segment, segments, cursor, limit)
+
+        pending = None if checkpoint.done else fetch(checkpoint.cursor)
+        while not checkpoint.done and pending is not None:
+            if should_stop():
+                break
+            rows, cursor = pending.result()
+            pending = fetch(cursor) if cursor is not None else None
+            page = rules.TallyBuilder()
+            failed: list[str] = []
+            snapshots = [store.snapshot_from_raw(raw) for raw in rows]
+            # Members that need a read or a write go to the pool; the rest cost nothing.
+            work = {s.member_id: pool.submit(settle_member, s, program, period, clock)
+                    for s in snapshots if _needs_io(s, program, period)}
+            for snapshot in snapshots:
+                future = work.get(snapshot.member_id)
+                try:
+                    result = future.result() if future is not None else None
+                except DomainError:
+                    # Left for a retry (a re-run settles it); the rest of the page goes on.
+                    logger.exception("member not settled", extra={
+                        "memberId": snapshot.member_id, "period": period})
+                    page.failed()
+                    failed.append(snapshot.member_id)
+                    result = False
+                if result is None:
+                    page.unchanged(program.tier(snapshot.tier_id).id)
+                elif result:
+                    page.settled(result)
+                seen += 1
+                if on_member is not None:
+                    on_member(seen)
+            page_tally = page.tally()
+            after = replace(checkpoint, cursor=cursor, tally=checkpoint.tally + page_tally,
+                            pages=checkpoint.pages + 1,
+                            failed_members=checkpoint.failed_members + tuple(failed))
+            if cursor is None:
+                checkpoint = store.finish_segment(checkpoint, after, clock())
+            else:
+                checkpoint = store.save_checkpoint(checkpoint, after, clock())
+            if on_page is not None:
+                on_page(page_tally)
     if checkpoint.done:
         finish_if_done(period, clock)
     return SegmentOutcome(period=period, segment=segment, done=checkpoint.done,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
@@ -97,7 +97,7 @@ class Checkpoint:
     segment: int
     done: bool = False
     cursor: dict | None = None
-    tally: Tally = Tally()
+    tally: Tally = field(default_factory=Tally)
     pages: int = 0
     failed_members: tuple[str, ...] = ()
     version: int = 0  # 0: never written

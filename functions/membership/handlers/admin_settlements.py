@@ -1,0 +1,35 @@
+"""HTTP: monthly settlement reports for the brand's operators (`/v1/admin/settlements`)."""
+from __future__ import annotations
+
+from membership.domain.settlement import SettlementReport
+from membership.handlers.http import (
+    build_app,
+    error_responses,
+    json_response,
+    model_response,
+    require_subject,
+)
+from membership.observability import logger, metrics, tracer
+from membership.services import settlement
+
+app = build_app()
+
+
+@app.get(
+    "/v1/admin/settlements/<period>",
+    summary="The report of one period's settlement (progress while it runs)",
+    responses={200: model_response(SettlementReport, "Report"),
+               **error_responses(403, 404, 422)},
+    tags=["admin"],
+)
+def get_settlement(period: str):
+    require_subject(app, "admin")
+    report = settlement.report(period)
+    return json_response(200, report.model_dump(mode="json", by_alias=True))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return app.resolve(event, context)
