@@ -255,4 +255,4 @@ def profile_read(ctx: BenchContext) -> CallStats:
 
 
 # Operations that live in modules of their own register when imported here.
-from bench import settlement as _settlement  # noqa: E402,F401
+from bench import settlement as _settlement  # noqa: F401
