@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
@@ -224,10 +225,18 @@ class LotItem(TableModel):
     def key(member_id: str, expires_at, lot_id: str) -> tuple[str, str]:
         return member_pk(member_id), f"LOT#{calendar.iso(expires_at)}#{lot_id}"
 
+    # Sparse index of pending lots by the time they become available (return window).
+    GSI1PK = UnicodeAttribute(null=True)
+    GSI1SK = UnicodeAttribute(null=True)
+
     @classmethod
     def from_domain(cls, lot: Lot) -> LotItem:
         pk, sk = cls.key(lot.member_id, lot.expires_at, lot.lot_id)
-        return cls(pk, sk, **lot.model_dump())
+        item = cls(pk, sk, **lot.model_dump())
+        if lot.pending and lot.available_at is not None:
+            item.GSI1PK = f"{DUE_PENDING}#{hash_shard(lot.member_id)}"
+            item.GSI1SK = f"{calendar.iso(lot.available_at)}#{lot.member_id}#{lot.lot_id}"
+        return item
 
     def to_domain(self) -> Lot:
         return Lot(
@@ -265,7 +274,7 @@ class HoldItem(TableModel):
         pk, sk = cls.key(h.member_id, h.hold_id, closed=closed)
         item = cls(pk, sk, lots=_takes_to_storage(h.lots) or None, **h.model_dump(exclude={"lots"}))
         if not closed:
-            item.GSI1PK = f"HOLDS#{hash_shard(h.member_id)}"
+            item.GSI1PK = f"{DUE_HOLDS}#{hash_shard(h.member_id)}"
             item.GSI1SK = f"{calendar.iso(h.expires_at)}#{h.member_id}#{h.hold_id}"
         return item
 
@@ -303,8 +312,35 @@ class ProgramItem(TableModel):
 
 
 HOLD_SHARDS = 16
+DUE_SHARDS = HOLD_SHARDS
+DUE_HOLDS = "HOLDS"  # GSI1PK prefix: open holds by expiry
+DUE_PENDING = "PENDING"  # GSI1PK prefix: pending lots by the end of their return window
 
 
 def hash_shard(member_id: str, shards: int = HOLD_SHARDS) -> int:
     """A stable shard, so no single index partition takes every write."""
     return sum(member_id.encode()) % shards
+
+
+class DueIndex(GlobalSecondaryIndex):
+    """GSI1: work that falls due at a time, `GSI1SK` = `<dueAt>#<memberId>#<id>`."""
+
+    class Meta:
+        index_name = "GSI1"
+        projection = KeysOnlyProjection()
+
+    GSI1PK = UnicodeAttribute(hash_key=True)
+    GSI1SK = UnicodeAttribute(range_key=True)
+
+
+class DueItem(TableModel):
+    """Any item in GSI1, read through its keys only (open holds, pending lots)."""
+
+    GSI1PK = UnicodeAttribute(null=True)
+    GSI1SK = UnicodeAttribute(null=True)
+    due = DueIndex()
+
+    def due_parts(self) -> tuple[str, str, str]:
+        """(due at, member id, hold or lot id)"""
+        due_at, member_id, item_id = self.GSI1SK.split("#", 2)
+        return due_at, member_id, item_id
