@@ -13,6 +13,8 @@ class Settings(BaseSettings):
     table_name: str = "membership"
     event_bus_name: str = "membership"
     program_time_zone: str = "Asia/Shanghai"
+    # Powertools Tracer subsegments (X-Ray SDK); off keeps cold starts short.
+    detailed_tracing: bool = False
     # How long a handler keeps the program rules before reading them again.
     program_cache_seconds: int = 60
     # Monthly settlement (docs/settlement.md): the queue that fans out scan segments, how

@@ -1,10 +1,71 @@
-"""The one place that creates Logger, Tracer and Metrics for every function."""
+"""The one place that creates Logger, Tracer and Metrics for every function.
+
+Tracing: Lambda's active tracing always records each invocation. Powertools' Tracer adds
+subsegments per handler and per AWS call, but the X-Ray SDK it needs builds two botocore
+clients when it is imported, about as long as importing boto3. So detailed tracing is an
+operator's switch (`DETAILED_TRACING=true`, template parameter `DetailedTracing`); off,
+the Tracer keeps its decorators and sends nothing, without loading the SDK.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager, contextmanager
+
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.tracing import Tracer
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
+
+from membership.config import get_settings
+
+
+class _SilentSegment(BaseSegment):
+    def close(self, end_time=None):
+        pass
+
+    def add_subsegment(self, subsegment):
+        pass
+
+    def remove_subsegment(self, subsegment):
+        pass
+
+    def put_annotation(self, key, value):
+        pass
+
+    def put_metadata(self, key, value, namespace="default"):
+        pass
+
+    def add_exception(self, exception, stack, remote=False):
+        pass
+
+
+class _SilentProvider(BaseProvider):
+    """A tracing provider that records nothing and imports nothing."""
+
+    @contextmanager
+    def in_subsegment(self, name=None, **kwargs):
+        yield _SilentSegment()
+
+    @asynccontextmanager
+    async def in_subsegment_async(self, name=None, **kwargs):
+        yield _SilentSegment()
+
+    def put_annotation(self, key, value):
+        pass
+
+    def put_metadata(self, key, value, namespace="default"):
+        pass
+
+    def patch(self, modules):
+        pass
+
+    def patch_all(self):
+        pass
+
 
 logger = Logger()
-# Patch only botocore (every DynamoDB and EventBridge call becomes a subsegment): the
-# default patches every library X-Ray knows, which imports boto3 and more at cold start.
-tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
+if get_settings().detailed_tracing:
+    # botocore only: the default patch list imports boto3 and more at cold start.
+    tracer = Tracer(patch_modules=("botocore",))
+else:
+    tracer = Tracer(disabled=True, provider=_SilentProvider())
