@@ -20,17 +20,10 @@ from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
 
 from membership.domain.ledger import LedgerState, Posting
 from membership.domain.topups import TopupRecord
-from membership.errors import DomainError, Unavailable
-from membership.storage.ledger import (
-    AlreadyApplied,
-    ExtraItem,
-    Outcome,
-    commit,
-    read_guard,
-    read_live_range,
-)
+from membership.storage.ledger import ExtraItem, Outcome
+from membership.storage.ledger import post as ledger_post
 from membership.storage.models import TimeAttribute
-from membership.storage.table import Retry, TableModel, with_retries
+from membership.storage.table import Retry, TableModel
 
 
 class TopupItem(TableModel):
@@ -141,27 +134,14 @@ Build = Callable[[LedgerState], tuple[Posting, tuple[ExtraItem, ...]]]
 
 
 def post(member_id: str, source_key: str, build: Build) -> Outcome:
-    """The ledger's read-build-commit, with extra items built alongside the posting.
+    """The ledger's post, with the top-up's own items built alongside the posting and
+    committed in the same transaction."""
+    built: dict[int, tuple[ExtraItem, ...]] = {}
 
-    Same guarantees as membership.storage.ledger.post: one transaction guarded by the
-    source key; a source applied before answers its first result.
-    """
+    def build_posting(state: LedgerState) -> Posting:
+        posting, extra = build(state)
+        built[id(posting)] = extra
+        return posting
 
-    def attempt() -> Outcome:
-        try:
-            state = read_live_range(member_id)
-            posting, extra = build(state)
-        except DomainError:
-            guard = read_guard(source_key)
-            if guard is not None:
-                return Outcome(result=guard.result_dict(), replayed=True)
-            raise
-        try:
-            commit(posting, extra=extra)
-        except AlreadyApplied:
-            guard = read_guard(source_key)
-            return Outcome(result=guard.result_dict() if guard else {}, replayed=True)
-        return Outcome(result=posting.result, replayed=False, posting=posting)
-
-    return with_retries(attempt, lambda: Unavailable(
-        "the member's ledger stayed busy; try again", source_key=source_key))
+    return ledger_post(member_id, source_key, build_posting,
+                       extra=lambda posting: built.pop(id(posting)))
