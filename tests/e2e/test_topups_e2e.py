@@ -81,3 +81,27 @@ def test_admin_refunds_a_top_up_and_the_member_needs_admin_scope(stack):
     assert refunded.status_code == 201, refunded.text
     assert (refunded.json()["principal"], refunded.json()["bonusClawedBack"]) == (100_000, 12_000)
     assert balance(stack, sub) == {"principal": 0, "bonus": 0, "total": 0}
+
+
+def test_payment_refunded_notice_through_the_event_bus_refunds_once(stack, tmp_path):
+    # The payment provider's notice arrives on the bus via the real `aws events put-events`.
+    import json
+    import time
+
+    from test_orders_e2e import aws_put_events
+
+    sub = new_member(stack)
+    reference = f"test-{uuid.uuid4().hex}"
+    assert top_up(stack, sub, "k-refund", paymentReference=reference).status_code == 201
+    detail = {"paymentReference": reference, "refundReference": f"rf-{uuid.uuid4().hex}",
+              "amount": 100_000, "channel": "alipay", "reason": "customer request",
+              "occurredAt": "2026-11-22T10:00:00+08:00"}
+    entry = {"Source": "payments", "DetailType": "payment.refunded",
+             "Detail": json.dumps(detail), "EventBusName": "membership"}
+    for _ in range(2):  # delivered twice: refunded once
+        answer = aws_put_events(stack, tmp_path, [entry])
+        assert answer["FailedEntryCount"] == 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and balance(stack, sub)["total"] != 0:
+        time.sleep(0.3)
+    assert balance(stack, sub) == {"principal": 0, "bonus": 0, "total": 0}
