@@ -99,7 +99,7 @@ def _operations_section(checks: list[Check]) -> tuple[list[str], list[Outcome]]:
         from membership_local.dynamodb import free_port, start_dynamodb
         from membership_local.template import create_table
     except ImportError as exc:
-        return lines + [f"not available yet: local DynamoDB helpers missing ({exc})"], []
+        return [*lines, f"not available yet: local DynamoDB helpers missing ({exc})"], []
 
     from bench import operations
     from bench.dynamo import DynamoDBCallCounter

@@ -25,13 +25,13 @@ def p99(samples: list[float]) -> float:
 def api_latency(ctx: BenchContext) -> None:
     import botocore.session
     import requests
+
+    from membership.domain.members import member_id_for
+    from membership.storage.models import MemberItem
     from membership_local import jwt as devjwt
     from membership_local.dynamodb import free_port
     from membership_local.gateway import Gateway
     from membership_local.template import load_template
-
-    from membership.domain.members import member_id_for
-    from membership.storage.models import MemberItem
 
     sub = ctx.signed_up_member()
     key_file = Path(tempfile.mkdtemp()) / "jwt-key.pem"

@@ -252,7 +252,3 @@ def profile_read(ctx: BenchContext) -> CallStats:
         ctx.expect_status(ctx.invoke(MEMBERS, event), 200)
     ctx.check("DynamoDB read calls per profile read", calls.reads, "==", 1)
     return calls
-
-
-# Operations that live in modules of their own register when imported here.
-from bench import settlement as _settlement  # noqa: F401

@@ -53,6 +53,7 @@ def _per(stats: list, ops: set[str]) -> tuple[int, float]:
                                            "membership_local.seed"))
 def settlement(ctx: BenchContext) -> CallStats:
     import botocore.session
+
     from membership.services import settlement as service
     from membership.storage import settlement as store
     from membership_local.seed import seed_members

@@ -9,6 +9,7 @@ import sys
 import uuid
 
 import pytest
+
 from membership_local.apigw import lambda_context as make_lambda_context
 from membership_local.apigw import member_event
 

@@ -140,7 +140,7 @@ def wait_until_ready(endpoint: str, timeout: float, alive: Callable[[], bool] = 
 
 def _start_dynamodb_local(java: str, port: int, timeout: float) -> LocalDynamoDB:
     jar = find_jar()
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the JVM, closed by stop()
+    log = tempfile.TemporaryFile()
     cmd = [
         java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
         "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port),
@@ -148,7 +148,7 @@ def _start_dynamodb_local(java: str, port: int, timeout: float) -> LocalDynamoDB
     # Own process group, so stop() takes down the JVM and anything it forks.
     proc = subprocess.Popen(cmd, cwd=jar.parent, stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=_die_with_parent())  # noqa: PLW1509 - one prctl call, no locks
+                            preexec_fn=_die_with_parent())
 
     def stop() -> None:
         _kill_group(proc)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from membership_local import jwt as devjwt
 from membership_local.dynamodb import free_port
 

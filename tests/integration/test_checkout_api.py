@@ -4,6 +4,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+
 from membership.domain.ledger import PostingBuilder
 from membership.domain.members import SignupRequest, member_id_for
 from membership.handlers import checkout as checkout_handler

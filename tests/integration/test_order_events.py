@@ -5,6 +5,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
+
 from membership.domain import calendar
 from membership.domain.checkout import HoldMismatch, OrderNotPaidYet
 from membership.domain.ledger import PostingBuilder
@@ -16,7 +18,6 @@ from membership.services.ledger import reconcile_member
 from membership.storage import ledger as store
 from membership.storage.models import OrderItem
 from membership.storage.program import load_program
-from pydantic import ValidationError
 
 SHANGHAI = calendar.zone("Asia/Shanghai")
 # An hour ago, so the order's growth counts in the rolling 12 months that decide the tier.

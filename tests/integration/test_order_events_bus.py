@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import botocore.session
 import pytest
+
 from membership.domain.members import SignupRequest, member_id_for
 from membership.services import members as member_service
 from membership.storage import ledger as store

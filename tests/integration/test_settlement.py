@@ -11,6 +11,7 @@ import botocore.session
 import jsonschema
 import pytest
 from conftest import reset_membership_caches
+
 from membership.handlers import admin_settlements
 from membership.handlers import settlement as settlement_handler
 from membership.services import settlement

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from membership.domain.ledger import PostingBuilder, reconcile
 from membership.domain.program import default_program
 from membership.domain.topups import DailyTopupLimitExceeded, TopupRequest, topup_id_for

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from membership.domain import calendar
 from membership.domain import checkout as co
 from membership.domain.ledger import (

@@ -27,8 +27,9 @@ TZ = "Asia/Shanghai"
 
 
 def member(**changes) -> Member:
-    base = dict(member_id="M1", subject="s", phone="+8613812345678", nickname="n",
-                channel="app", created_at=NOW, updated_at=NOW, tier_id="V1", tier_since=NOW)
+    base = {"member_id": "M1", "subject": "s", "phone": "+8613812345678", "nickname": "n",
+            "channel": "app", "created_at": NOW, "updated_at": NOW, "tier_id": "V1",
+            "tier_since": NOW}
     return Member(**{**base, **changes})
 
 

@@ -3,6 +3,7 @@ import json
 import os
 
 import pytest
+
 from membership_local import cli
 from membership_local import jwt as devjwt
 

@@ -2,6 +2,7 @@
 import os
 
 import pytest
+
 from membership_local import dynamodb
 
 

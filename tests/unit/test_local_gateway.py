@@ -6,6 +6,7 @@ import types
 
 import pytest
 import requests
+
 from membership_local import jwt as devjwt
 from membership_local.dynamodb import free_port
 from membership_local.gateway import Gateway, to_http_response

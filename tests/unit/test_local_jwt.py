@@ -4,6 +4,7 @@ import stat
 
 import jwt as pyjwt
 import pytest
+
 from membership_local import jwt as devjwt
 
 
@@ -45,7 +46,7 @@ def test_wrong_issuer_or_audience_is_rejected(key_file):
     with pytest.raises(devjwt.InvalidToken, match="issuer"):
         devjwt.verify_token(token, key_file=key_file)
     token = devjwt.mint_token("a", audience="other", key_file=key_file)
-    with pytest.raises(devjwt.InvalidToken, match="(?i)audience"):
+    with pytest.raises(devjwt.InvalidToken, match=r"(?i)audience"):
         devjwt.verify_token(token, key_file=key_file)
 
 

@@ -1,5 +1,6 @@
 """EventBridge-style pattern matching for stream filters and event rules."""
 import pytest
+
 from membership_local.patterns import UnsupportedPattern, matches
 
 RECORD = {

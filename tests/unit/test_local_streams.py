@@ -3,6 +3,7 @@ import sys
 import textwrap
 
 import pytest
+
 from membership_local.streams import StreamPoller, lambda_record
 from membership_local.template import load_template
 

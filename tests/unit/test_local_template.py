@@ -2,6 +2,7 @@
 import textwrap
 
 import pytest
+
 from membership_local import template as tpl
 from membership_local.dynamodb import dynamodb_client
 

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from membership.domain import calendar
 from membership.domain import settlement as rules
 from membership.domain.ledger import LedgerState, PostingBuilder

@@ -1,5 +1,6 @@
 """The payment-verifier seam: the shipped test verifier and plugging in another one."""
 import pytest
+
 from membership.domain.topups import PaymentNotVerified
 from membership.services.payments import (
     PaymentClaim,

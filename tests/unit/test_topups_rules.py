@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from membership.domain.ledger import LedgerState, PostingBuilder, reconcile
 from membership.domain.members import Member, is_stored_value_member, member_benefits
 from membership.domain.program import TopupOffer, default_program

@@ -2,6 +2,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.members import Member
 from membership.domain.program import default_program

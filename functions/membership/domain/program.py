@@ -7,6 +7,7 @@ own copy in the table.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -120,7 +121,7 @@ class Program(Rules):
         thresholds = [t.threshold for t in self.tiers]
         if thresholds[0] != 0:
             raise ValueError("the first tier must start at growth 0")
-        if any(b <= a for a, b in zip(thresholds, thresholds[1:])):
+        if any(b <= a for a, b in pairwise(thresholds)):
             raise ValueError("tier thresholds must strictly ascend")
         if len({t.id for t in self.tiers}) != len(self.tiers):
             raise ValueError("tier ids must be unique")

@@ -1,11 +1,14 @@
 """HTTP: the program's public rules (`/v1/program`)."""
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
-
 from membership.domain.program import Program
-from membership.handlers.http import build_app, error_responses, json_response, model_response
-from membership.handlers.http import require_subject
+from membership.handlers.http import (
+    build_app,
+    error_responses,
+    json_response,
+    model_response,
+    require_subject,
+)
 from membership.observability import logger, metrics, tracer
 from membership.storage.program import load_program
 

@@ -5,8 +5,6 @@ transaction, so an event goes out if and only if its change committed.
 """
 from __future__ import annotations
 
-import json
-
 from membership.config import get_settings
 from membership.observability import logger, metrics, tracer
 
@@ -60,7 +58,7 @@ def handler(event, context):
             entries = outbox_entries(record)
             if entries:
                 publish(entries)
-        except Exception:
+        except Exception:  # noqa: BLE001 - report the record as failed, go on with the rest
             logger.exception("publishing failed", extra={"eventID": record.get("eventID")})
             failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
     return {"batchItemFailures": failures}

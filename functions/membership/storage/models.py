@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
@@ -27,6 +26,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
 from membership.domain import calendar
 from membership.domain.ledger import Entry, Hold, Lot, LotTake
