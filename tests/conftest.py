@@ -91,6 +91,12 @@ def table(dynamodb_local):
 
 
 @pytest.fixture
+def reset_caches():
+    """`reset_caches()` after changing TABLE_NAME by hand (tests that use two tables)."""
+    return reset_membership_caches
+
+
+@pytest.fixture
 def apigw_event():
     """Factory: apigw_event(method, path, body=None, sub=..., scopes=[...], headers=None, ...).
 

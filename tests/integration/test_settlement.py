@@ -10,7 +10,6 @@ from pathlib import Path
 import botocore.session
 import jsonschema
 import pytest
-from conftest import reset_membership_caches
 
 from membership.handlers import admin_settlements
 from membership.handlers import settlement as settlement_handler
@@ -94,14 +93,14 @@ def timeless(report: dict) -> dict:
 
 
 @pytest.fixture
-def other_table(dynamodb_local, table):
+def other_table(dynamodb_local, table, reset_caches):
     """A second fresh table; `use(name)` points the code at one or the other."""
     name = f"{table}-b"
     create_table(dynamodb_local.endpoint, name)
 
     def use(table_name: str) -> None:
         os.environ["TABLE_NAME"] = table_name
-        reset_membership_caches()
+        reset_caches()
 
     yield name, use
     use(table)
