@@ -166,3 +166,66 @@ def test_ledger_limit_is_bounded(member_id, apigw_event, lambda_context):
     event = apigw_event("GET", "/v1/members/me/ledger", sub=SUB,
                         query={"asset": "points", "limit": "1000"})
     assert members_handler.handler(event, lambda_context)["statusCode"] == 422
+
+
+def _cancelled(*codes):
+    from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+
+    cause = VerboseClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}},
+        "TransactWriteItems",
+        cancellation_reasons=[CancellationReason(code=c) if c else None for c in codes])
+    return TransactWriteError("cancelled", cause=cause)
+
+
+def _throttled():
+    from pynamodb.exceptions import TransactWriteError, VerboseClientError
+
+    cause = VerboseClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "TransactWriteItems")
+    return TransactWriteError("throttled", cause=cause)
+
+
+@pytest.mark.parametrize("fault", [
+    lambda: _cancelled(None, "TransactionConflict"),
+    lambda: _cancelled("ThrottlingError"),
+    _throttled,
+], ids=["transaction-conflict", "throttled-item", "throttled-call"])
+def test_conflicts_and_throttling_are_retried_then_applied_once(member_id, monkeypatch, fault):
+    from pynamodb.transactions import TransactWrite
+
+    real_commit, faults = TransactWrite._commit, [fault(), fault()]
+
+    def flaky_commit(self):
+        if faults:
+            raise faults.pop()
+        return real_commit(self)
+
+    monkeypatch.setattr(TransactWrite, "_commit", flaky_commit)
+    outcome = post(member_id, "topup:flaky", credit(250))
+    assert not outcome.replayed and faults == []
+    assert store.read_live_range(member_id).member.balance_principal == 250
+    assert reconcile_member(member_id) == []
+
+
+def test_a_store_that_stays_busy_answers_temporarily_unavailable(member_id, monkeypatch):
+    from pynamodb.transactions import TransactWrite
+
+    from membership.errors import Unavailable
+
+    monkeypatch.setenv("TRANSACTION_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("TRANSACTION_MAX_DELAY_MS", "5")
+    from membership.config import get_settings
+    get_settings.cache_clear()
+
+    def always_conflict(self):
+        raise _cancelled("TransactionConflict")
+
+    monkeypatch.setattr(TransactWrite, "_commit", always_conflict)
+    try:
+        with pytest.raises(Unavailable) as raised:
+            post(member_id, "topup:busy", credit(250))
+        assert raised.value.code == "temporarily_unavailable"
+    finally:
+        get_settings.cache_clear()
+    assert store.read_guard("topup:busy") is None
