@@ -342,6 +342,9 @@ def is_loopback(host: str) -> bool:
 def _make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as clients get from API Gateway
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+        # the client's delayed ACK hold the body back ~40 ms on a kept-alive connection.
+        disable_nagle_algorithm = True
         server_version = "membership-local"
 
         def _serve(self) -> None:
