@@ -15,26 +15,9 @@ LEDGER = ("membership.storage.ledger",)
 
 
 def _post(member_id: str, key: str, legs) -> None:
-    from membership.domain.ledger import PostingBuilder
-    from membership.storage import ledger
-    from membership.storage.program import load_program
+    from membership.services.ledger import post_legs
 
-    program = load_program()
-
-    def build(state):
-        b = PostingBuilder(
-            state,
-            program,
-            source_key=key,
-            source_type="bench",
-            reason="bench",
-            actor="system",
-            now=datetime.now(UTC),
-        )
-        legs(b)
-        return b.build()
-
-    ledger.post(member_id, key, build)
+    post_legs(member_id, key, legs, source_type="bench", reason="bench")
 
 
 def _member(ctx: BenchContext, principal: int = 100_000, points: int = 0) -> str:

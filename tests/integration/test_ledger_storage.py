@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from membership.domain.ledger import InsufficientBalance, PostingBuilder, PostingTooLarge
+from membership.domain.ledger import InsufficientBalance, PostingTooLarge
 from membership.domain.members import SignupRequest, member_id_for
 from membership.handlers import members as members_handler
 from membership.services import members as member_service
-from membership.services.ledger import reconcile_member
+from membership.services.ledger import post_legs, reconcile_member
 from membership.storage import ledger as store
-from membership.storage.program import load_program
 
 SUB = "ledger-user"
 
@@ -24,16 +23,12 @@ def member_id(table):
 
 
 def post(member_id, source_key, legs, now=None):
-    program = load_program()
-
-    def build(state):
-        b = PostingBuilder(state, program, source_key=source_key, source_type="test",
-                           reason="test", actor="system", now=now or datetime.now(UTC))
+    def with_result(b):
         legs(b)
         b.result = {"source": source_key}
-        return b.build()
 
-    return store.post(member_id, source_key, build)
+    return post_legs(member_id, source_key, with_result, source_type="test", reason="test",
+                     now=now)
 
 
 def credit(amount, bucket="principal"):

@@ -4,13 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from membership.domain.ledger import PostingBuilder
 from membership.domain.members import SignupRequest, member_id_for
 from membership.services import members as member_service
-from membership.services.ledger import reconcile_member
+from membership.services.ledger import post_legs, reconcile_member
 from membership.services.sweeps import sweep
 from membership.storage import ledger as store
-from membership.storage.program import load_program
 
 NOW = datetime.now(UTC)
 
@@ -25,15 +23,7 @@ def member_id(table):
 
 
 def post(member_id, key, legs, now=NOW):
-    program = load_program()
-
-    def build(state):
-        b = PostingBuilder(state, program, source_key=key, source_type="test", reason="test",
-                           actor="system", now=now)
-        legs(b)
-        return b.build()
-
-    return store.post(member_id, key, build)
+    return post_legs(member_id, key, legs, source_type="test", reason="test", now=now)
 
 
 def test_a_lapsed_hold_gives_its_funds_back_once(member_id):

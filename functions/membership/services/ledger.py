@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 
-from membership.domain.ledger import Breach, Entry, reconcile
+from membership.domain.ledger import Breach, Entry, PostingBuilder, reconcile
 from membership.domain.members import member_id_for
 from membership.errors import InvalidRequest
 from membership.storage import ledger as store
+from membership.storage.ledger import Outcome
 from membership.storage.members import get_member
+from membership.storage.program import load_program
 
 MAX_PAGE = 100
 
@@ -47,3 +51,20 @@ def reconcile_member(member_id: str) -> list[Breach]:
     member = get_member(member_id, consistent=True)
     return reconcile(member, store.all_entries(member_id), store.all_lots(member_id),
                      store.all_holds(member_id))
+
+
+def post_legs(member_id: str, source_key: str, legs: Callable[[PostingBuilder], object], *,
+              source_type: str, reason: str, actor: str = "system",
+              now: datetime | None = None) -> Outcome:
+    """One posting from a few legs applied to a builder (sweeps, operators, tests)."""
+    program = load_program()
+
+    def build(state):
+        # Without a fixed `now`, each attempt is dated when it is built.
+        builder = PostingBuilder(state, program, source_key=source_key,
+                                 source_type=source_type, reason=reason, actor=actor,
+                                 now=now or datetime.now(UTC))
+        legs(builder)
+        return builder.build()
+
+    return store.post(member_id, source_key, build)

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from membership.domain import calendar
-from membership.domain.ledger import HoldNotFound, LotNotFound, PostingBuilder
+from membership.domain.ledger import HoldNotFound, LotNotFound
 from membership.errors import DomainError
 from membership.observability import logger
-from membership.storage import ledger as store
+from membership.services.ledger import post_legs
 from membership.storage.models import DUE_HOLDS, DUE_PENDING, DUE_SHARDS, DueItem
-from membership.storage.program import load_program
 
 
 @dataclass
@@ -35,15 +34,8 @@ def due_items(prefix: str, now: datetime, shards: int = DUE_SHARDS):
 
 
 def _post(member_id: str, source_key: str, reason: str, now: datetime, apply) -> bool:
-    program = load_program()
-
-    def build(state):
-        b = PostingBuilder(state, program, source_key=source_key, source_type="sweep",
-                           reason=reason, actor="system", now=now)
-        apply(b)
-        return b.build()
-
-    return not store.post(member_id, source_key, build).replayed
+    return not post_legs(member_id, source_key, apply, source_type="sweep", reason=reason,
+                         now=now).replayed
 
 
 def sweep(now: datetime | None = None) -> SweepReport:
