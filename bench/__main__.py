@@ -18,20 +18,6 @@ REPORT = Path(__file__).resolve().parent / "report.md"
 IMPORT_RATIO_TARGET = 1.0
 
 
-def _isolate_from_aws() -> None:
-    """Dummy credentials and a fixed region before any client exists: never a real account."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_SESSION_TOKEN="testing",
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-
-
 def _import_section(template: dict, checks: list[Check]) -> list[str]:
     baseline, handlers = importtime.run(template)
     lines = [
@@ -235,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-imports", action="store_true", help="skip the import-time runs")
     args = parser.parse_args(argv)
 
-    _isolate_from_aws()
+    from membership_local.runtime import isolate_from_aws
+
+    isolate_from_aws()  # before any client exists
     from membership_local.template import load_template
 
     started = time.monotonic()

@@ -12,17 +12,9 @@ import pytest
 
 from membership_local.apigw import lambda_context as make_lambda_context
 from membership_local.apigw import member_event
+from membership_local.runtime import isolate_from_aws
 
-for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-    os.environ.pop(_name, None)
-os.environ.update(
-    AWS_DEFAULT_REGION="us-east-1",
-    AWS_REGION="us-east-1",
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_SESSION_TOKEN="testing",
-    AWS_EC2_METADATA_DISABLED="true",
-)
+isolate_from_aws()
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "membership")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Membership")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

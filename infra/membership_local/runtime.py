@@ -59,6 +59,22 @@ def lambda_environment(
     return env
 
 
+def isolate_from_aws() -> None:
+    """Dummy credentials and a fixed region before any client exists: never a real account.
+
+    For processes that talk only to the local stack (tests, the bench)."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+
 def apply_environment(env: Mapping[str, str]) -> None:
     """Set `env` before any handler module is imported: modules read settings at import."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
