@@ -1,14 +1,22 @@
 """The deployment's configuration: one settings model, read once at init.
 
 Domain code never reads the environment; handlers and storage receive values from here.
+Each field is read from the environment variable of the same name in upper case
+(`table_name` ← `TABLE_NAME`), validated by pydantic. A plain model over `os.environ`
+rather than pydantic-settings, whose import (dotenv, secrets and cloud sources) costs a
+Lambda cold start more than every setting here put together.
 """
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     table_name: str = "membership"
     event_bus_name: str = "membership"
@@ -36,7 +44,14 @@ class Settings(BaseSettings):
     # How long an Idempotency-Key is remembered for its first response.
     idempotency_ttl_seconds: int = 24 * 3600
 
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings named in `environ` (default `os.environ`); names match in any case."""
+        by_name = {k.lower(): v for k, v in (os.environ if environ is None else environ).items()}
+        return cls.model_validate(
+            {name: by_name[name] for name in cls.model_fields if name in by_name})
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings.from_environ()
