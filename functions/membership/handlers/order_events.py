@@ -10,7 +10,6 @@ dead-letter queue (with an alarm on its depth):
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from membership.domain.checkout import (
     OrderCancelled,
@@ -19,6 +18,7 @@ from membership.domain.checkout import (
     OrderPaid,
     OrderRefunded,
 )
+from membership.handlers.eventbridge import parse_event
 from membership.observability import logger, metrics, tracer
 from membership.services import orders
 
@@ -36,7 +36,7 @@ class UnknownDetailType(ValueError):
 
 def apply(event: dict) -> dict:
     """Parse one EventBridge event and apply it; returns what the effect answered."""
-    envelope = EventBridgeModel.model_validate(event)
+    envelope = parse_event(event)
     try:
         model, service = ROUTES[envelope.detail_type]
     except KeyError:

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import envelopes, parse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from membership.domain.topups import MAX_FEN, Reference, RefundRequest
+from membership.handlers.eventbridge import parse_detail
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
 
@@ -37,7 +37,7 @@ class PaymentRefunded(BaseModel):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    notice = parse(event=event, model=PaymentRefunded, envelope=envelopes.EventBridgeEnvelope)
+    notice = parse_detail(event, PaymentRefunded)
     logger.append_keys(paymentReference=notice.payment_reference,
                        refundReference=notice.refund_reference)
     try:
