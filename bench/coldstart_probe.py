@@ -1,13 +1,20 @@
 """One cold start, in a fresh interpreter: `python -c <this file's text> TARGET [EVENT]`.
 
-TARGET "boto3" is the baseline: `import boto3`, then `boto3.client("dynamodb")` and one
-GetItem of BASELINE_KEY (JSON, env). Otherwise TARGET is a handler ("package.module.attr"):
-import its module, then invoke it once with the JSON event in the file EVENT, as Lambda
-would at a cold start. Without EVENT (either target), it stops after the import. Prints
-one line: `@@cold <import ms> <first call ms> <outcome>`.
+TARGET is a handler ("package.module.attr"): import its module, then invoke it once with
+the JSON event in the file EVENT, as Lambda does at a cold start. Or a reference point,
+whose first call is `create_client("dynamodb")` and one GetItem of BASELINE_KEY (JSON,
+env) from TABLE_NAME:
 
-Standard library only, and nothing imported before the clock starts that Lambda's own
-bootstrap would not have imported either: this text runs with the artifact's sys.path.
+- "boto3": `import boto3`, then `boto3.client("dynamodb")` (the baseline);
+- "libraries": pynamodb and pydantic with one model, the least any function imports,
+  then a botocore client;
+- "powertools": those, then Powertools' Logger, Metrics, Tracer and HTTP resolver with
+  request validation, as the functions set them up.
+
+Without EVENT it stops after the import. Prints one line:
+`@@cold <import ms> <first call ms> <outcome>`.
+
+Standard library only before the clock starts: this text runs on the artifact's sys.path.
 """
 import sys
 import time
@@ -17,27 +24,44 @@ _started = time.perf_counter()
 if _target == "boto3":
     import boto3
 
-    _imported = time.perf_counter()
-    if len(sys.argv) < 3:  # import only (instruction counts)
-        print(f"@@cold {(_imported - _started) * 1e3:.3f} 0 ok", flush=True)
-        sys.exit(0)
-    import json
-    import os
+    _make_client = boto3.client
+elif _target in ("libraries", "powertools"):
+    import botocore.session
+    import pynamodb.models  # noqa: F401
+    from pydantic import BaseModel
 
-    _key = json.loads(os.environ["BASELINE_KEY"])
-    _ready = time.perf_counter()
-    boto3.client("dynamodb").get_item(TableName=os.environ["TABLE_NAME"], Key=_key)
-    _outcome = "ok"
+    class _Model(BaseModel):
+        value: int
+
+    if _target == "powertools":
+        from membership import lean_imports
+
+        lean_imports.install()
+        from aws_lambda_powertools import Logger, Metrics, Tracer
+        from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+        Logger(), Metrics(), Tracer(disabled=True, auto_patch=False)
+        APIGatewayHttpResolver(enable_validation=True)
+    _make_client = botocore.session.get_session().create_client
 else:
     import importlib
 
     _module, _, _attribute = _target.rpartition(".")
     _handler = getattr(importlib.import_module(_module), _attribute)
-    _imported = time.perf_counter()
-    if len(sys.argv) < 3:  # import only (instruction counts)
-        print(f"@@cold {(_imported - _started) * 1e3:.3f} 0 ok", flush=True)
-        sys.exit(0)
-    import json
+_imported = time.perf_counter()
+if len(sys.argv) < 3:  # import only (instruction counts)
+    print(f"@@cold {(_imported - _started) * 1e3:.3f} 0 ok", flush=True)
+    sys.exit(0)
+
+import json  # noqa: E402 - after the clock: every target has imported it by now
+import os  # noqa: E402
+
+if _target in ("boto3", "libraries", "powertools"):
+    _key = json.loads(os.environ["BASELINE_KEY"])
+    _ready = time.perf_counter()
+    _make_client("dynamodb").get_item(TableName=os.environ["TABLE_NAME"], Key=_key)
+    _outcome = "ok"
+else:
     import uuid
 
     class _Context:
