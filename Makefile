@@ -42,8 +42,9 @@ integration: deps
 e2e: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e
 
+# BENCH_ARGS: e.g. --callgrind (CPU instruction counts of the cold starts), --strict.
 bench: deps $(SAM_VENV)/.installed
-	SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/python -m bench
+	SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/python -m bench $(BENCH_ARGS)
 
 # `sam build` (README, Deploy) with the functions' Python, 3.12, first on PATH.
 build: deps $(SAM_VENV)/.installed
