@@ -27,6 +27,9 @@ from membership_local.build import (
 from membership_local.template import functions
 from membership_local.template import load_template as load_for_local
 
+# One `sam build` for the module: under pytest-xdist, its tests run on one worker.
+pytestmark = pytest.mark.xdist_group("sam-build")
+
 TEMPLATE = load()
 PACKAGE_LIMIT_MB = 15.0
 # The Lambda runtime's AWS SDK: never shipped, pynamodb uses the runtime's botocore.
