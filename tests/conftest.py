@@ -22,6 +22,8 @@ os.environ.setdefault("EVENT_BUS_NAME", "membership")
 os.environ.setdefault("PROGRAM_TIME_ZONE", "Asia/Shanghai")
 
 SESSION_TABLE = "membership-test"
+# A deploy's default verifier refuses every payment; the tests pay with "test-" references.
+TEST_PAYMENT_VERIFIER = "membership.services.payments.TestReferenceVerifier"
 
 
 def reset_membership_caches() -> None:
@@ -41,6 +43,20 @@ def reset_membership_caches() -> None:
     forget = getattr(program, "forget_cached_program", None)
     if forget is not None:
         forget()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_payment_verifier():
+    """Opt into the test verifier for the whole session, as the local stack does."""
+    saved = os.environ.get("PAYMENT_VERIFIER")
+    os.environ["PAYMENT_VERIFIER"] = TEST_PAYMENT_VERIFIER
+    reset_membership_caches()
+    yield TEST_PAYMENT_VERIFIER
+    if saved is None:
+        os.environ.pop("PAYMENT_VERIFIER", None)
+    else:
+        os.environ["PAYMENT_VERIFIER"] = saved
+    reset_membership_caches()
 
 
 @pytest.fixture(scope="session")

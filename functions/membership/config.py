@@ -30,9 +30,9 @@ class Settings(BaseSettings):
     transaction_max_attempts: int = 40
     transaction_base_delay_ms: int = 10
     transaction_max_delay_ms: int = 250
-    # "package.module.ClassName" of the PaymentVerifier top-ups use (docs/topups.md); the
-    # default accepts only "test-" references and must be replaced in production.
-    payment_verifier: str = "membership.services.payments.TestReferenceVerifier"
+    # "package.module.ClassName" of the PaymentVerifier top-ups use (docs/topups.md). The
+    # default refuses every payment: a deployment credits nothing until a provider is named.
+    payment_verifier: str = "membership.services.payments.NoPaymentProvider"
     # How long an Idempotency-Key is remembered for its first response.
     idempotency_ttl_seconds: int = 24 * 3600
 

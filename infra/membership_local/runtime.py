@@ -17,6 +17,11 @@ from .template import function_environment, functions
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_EVENTS_ENDPOINT = "http://127.0.0.1:3001"
+# Template parameters the local stack sets on purpose. A deploy's default verifier refuses
+# every payment; locally, "test-" references stand for payments a provider confirmed.
+LOCAL_PARAMETERS = {
+    "PaymentVerifier": "membership.services.payments.TestReferenceVerifier",
+}
 
 Handler = Callable[[Any, Any], Any]
 
@@ -32,8 +37,8 @@ def lambda_environment(
     refs: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Every function's template environment, pointed at the local table, bus and endpoints."""
-    resolved = {"MembershipTable": table_name, "MembershipEventBus": event_bus_name,
-                "AWS::Region": region, **(refs or {})}
+    resolved = {**LOCAL_PARAMETERS, "MembershipTable": table_name,
+                "MembershipEventBus": event_bus_name, "AWS::Region": region, **(refs or {})}
     env: dict[str, str] = {}
     # The handlers share one process, so their variables are merged; the template keeps
     # per-function variables distinct in practice.

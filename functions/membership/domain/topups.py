@@ -48,6 +48,12 @@ class PaymentNotVerified(InvalidRequest):
     code = "payment_not_verified"
 
 
+class PaymentProviderNotConfigured(PaymentNotVerified):
+    """A deployment that names no payment provider verifies nothing (fails closed)."""
+
+    code = "payment_provider_not_configured"
+
+
 class PaymentAmountMismatch(InvalidRequest):
     code = "payment_amount_mismatch"
 
