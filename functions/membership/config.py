@@ -4,7 +4,10 @@ Domain code never reads the environment; handlers and storage receive values fro
 """
 from functools import lru_cache
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from membership.domain.calendar import check_zone
 
 
 class Settings(BaseSettings):
@@ -12,6 +15,8 @@ class Settings(BaseSettings):
 
     table_name: str = "membership"
     event_bus_name: str = "membership"
+    # The program's calendar (the `ProgramTimeZone` stack parameter, which also times the
+    # monthly settlement's schedule): the one source of truth for the program's time zone.
     program_time_zone: str = "Asia/Shanghai"
     # Powertools Tracer subsegments (X-Ray SDK); off keeps cold starts short.
     detailed_tracing: bool = False
@@ -35,6 +40,12 @@ class Settings(BaseSettings):
     payment_verifier: str = "membership.services.payments.NoPaymentProvider"
     # How long an Idempotency-Key is remembered for its first response.
     idempotency_ttl_seconds: int = 24 * 3600
+
+
+    @field_validator("program_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_zone(value)
 
 
 @lru_cache(maxsize=1)

@@ -64,6 +64,12 @@ def lambda_environment(
     return env
 
 
+def stack_parameters(stack: Mapping[str, object]) -> dict[str, str]:
+    """Template parameters a running stack was started with (see `up`), for attaching to it."""
+    zone = stack.get("program_time_zone")
+    return {"ProgramTimeZone": str(zone)} if zone else {}
+
+
 def isolate_from_aws() -> None:
     """Dummy credentials and a fixed region before any client exists: never a real account.
 

@@ -10,7 +10,9 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from membership.domain import calendar
 
 FEN_PER_YUAN = 100
 
@@ -116,6 +118,11 @@ class Program(Rules):
     checkin: CheckinRules
     holds: HoldRules
 
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return calendar.check_zone(value)
+
     @model_validator(mode="after")
     def _tiers_ascend_from_zero(self) -> Program:
         thresholds = [t.threshold for t in self.tiers]
@@ -156,15 +163,21 @@ def _benefit(code: str, name: str) -> Benefit:
     return Benefit(code=code, name=name)
 
 
-def default_program() -> Program:
-    """The program the design brief fixes; the local stack and the tests start from it."""
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
+def default_program(time_zone: str = DEFAULT_TIME_ZONE) -> Program:
+    """The program the design brief fixes; the local stack and the tests start from it.
+
+    Its calendar is the deployment's (the `ProgramTimeZone` parameter): storage passes it.
+    """
     birthday = _benefit("birthday_gift", "Birthday gift")
     shipping = _benefit("free_shipping", "Free shipping")
     priority = _benefit("priority_service", "Priority service")
     return Program(
         id="default",
         name="Membership",
-        timeZone="Asia/Shanghai",
+        timeZone=time_zone,
         signupGift=GiftPack(points=100),
         growth=GrowthRules(perYuan=1, checkin=5),
         tiers=(
