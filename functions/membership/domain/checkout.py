@@ -22,6 +22,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from membership.domain import calendar
+from membership.domain.instants import Instant
 from membership.domain.ledger import (
     Hold,
     HoldNotFound,
@@ -193,7 +194,7 @@ class OrderPaid(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
     store_id: Text | None = Field(alias="storeId", default=None)
-    paid_at: datetime = Field(alias="paidAt")
+    paid_at: Instant = Field(alias="paidAt")
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     amounts: OrderAmounts
 
@@ -208,13 +209,13 @@ class OrderPaid(EventModel):
 class OrderCancelled(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
-    cancelled_at: datetime | None = Field(alias="cancelledAt", default=None)
+    cancelled_at: Instant | None = Field(alias="cancelledAt", default=None)
 
 
 class OrderCompleted(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
-    completed_at: datetime | None = Field(alias="completedAt", default=None)
+    completed_at: Instant | None = Field(alias="completedAt", default=None)
 
 
 class RefundLine(EventModel):
@@ -226,7 +227,7 @@ class OrderRefunded(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
     refund_id: OrderId = Field(alias="refundId")
-    refunded_at: datetime | None = Field(alias="refundedAt", default=None)
+    refunded_at: Instant | None = Field(alias="refundedAt", default=None)
     lines: tuple[RefundLine, ...] | None = Field(
         default=None, max_length=MAX_LINES,
         description="None or absent: the whole order (what is left of it)")

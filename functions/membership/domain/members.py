@@ -33,8 +33,15 @@ class SignupRequest(ApiModel):
     store_id: Code | None = Field(alias="storeId", default=None)
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 class ProfileUpdate(ApiModel):
-    nickname: Nickname | None = None
+    """Fields left out are kept. `nickname` cannot be removed (null is refused);
+    `storeId: null` removes the store."""
+
+    nickname: Nickname = Field(default=None, json_schema_extra=_no_default)
     store_id: Code | None = Field(alias="storeId", default=None)
 
 

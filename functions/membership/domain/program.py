@@ -6,13 +6,13 @@ own copy in the table.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from membership.domain import calendar
+from membership.domain.instants import Instant
 
 FEN_PER_YUAN = 100
 
@@ -62,8 +62,16 @@ class PointsRules(Rules):
 class TopupOffer(Rules):
     min_amount: int = Field(alias="minAmount", gt=0, description="fen")
     bonus: int = Field(ge=0, description="fen")
-    valid_from: datetime | None = Field(alias="validFrom", default=None)
-    valid_until: datetime | None = Field(alias="validUntil", default=None)
+    # Aware and within 2000-2100, checked when a program is stored, not at each top-up.
+    valid_from: Instant | None = Field(alias="validFrom", default=None)
+    valid_until: Instant | None = Field(alias="validUntil", default=None)
+
+    @model_validator(mode="after")
+    def _window_ends_after_it_starts(self) -> TopupOffer:
+        if (self.valid_from is not None and self.valid_until is not None
+                and self.valid_until <= self.valid_from):
+            raise ValueError("validUntil must come after validFrom")
+        return self
 
 
 class TopupRules(Rules):

@@ -122,7 +122,8 @@ class MemberItem(TableModel):
             self.growth_months, MapAttribute) else dict(self.growth_months or {})
         return Member(
             member_id=self.member_id, subject=self.subject, phone=self.phone,
-            nickname=self.nickname, channel=self.channel, store_id=self.store_id,
+            # Items whose nickname a `null` edit removed (before that was refused) stay readable.
+            nickname=self.nickname or "", channel=self.channel, store_id=self.store_id,
             referral_code=self.referral_code, created_at=self.created_at,
             updated_at=self.updated_at, tier_id=self.tier_id, tier_since=self.tier_since,
             version=int(self.version), balance_principal=int(self.balance_principal),

@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from pynamodb.exceptions import PutError
 
 from membership.config import get_settings
 from membership.domain.program import Program, default_program
-from membership.errors import InvalidRequest
+from membership.errors import InvalidRequest, Unavailable
+from membership.observability import logger
 from membership.storage.models import ProgramItem
 
 _cache: tuple[float, Program] | None = None
@@ -22,6 +24,12 @@ _cache: tuple[float, Program] | None = None
 
 class ProgramTimeZoneMismatch(InvalidRequest):
     code = "program_time_zone_mismatch"
+
+
+class ProgramInvalid(Unavailable):
+    """The stored program no longer validates (written before a rule was tightened)."""
+
+    code = "program_invalid"
 
 
 def deployment_time_zone() -> str:
@@ -46,6 +54,12 @@ def load_program() -> Program:
         program = in_deployment_zone(Program.model_validate_json(item.document))
     except ProgramItem.DoesNotExist:
         program = default_program(deployment_time_zone())
+    except ValidationError as exc:
+        # Never guess other rules: refuse clearly until an operator stores a valid program.
+        logger.error("the stored program does not validate", extra={"errors": exc.errors(
+            include_url=False, include_input=False)})
+        raise ProgramInvalid("the program's rules are invalid; an operator must fix them") \
+            from None
     _cache = (now, program)
     return program
 
