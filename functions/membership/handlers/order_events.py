@@ -2,7 +2,9 @@
 
 Every failure raises, so the invocation fails and is retried, then lands in the rule's
 dead-letter queue (with an alarm on its depth):
-- a malformed event (pydantic rejects the envelope or the detail) changes nothing;
+- a malformed event (not an envelope, a detail its model refuses, refused text, a
+  timestamp without an offset, out of range or in the future) raises MalformedEvent and
+  changes nothing;
 - an event about an order whose payment has not landed (a refund or completion that
   overtook its `order.paid`) raises OrderNotPaidYet: not applied, not dropped, retried;
 - a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly.
@@ -10,7 +12,6 @@ dead-letter queue (with an alarm on its depth):
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from membership.domain.checkout import (
     OrderCancelled,
@@ -19,6 +20,7 @@ from membership.domain.checkout import (
     OrderPaid,
     OrderRefunded,
 )
+from membership.handlers.events import MalformedEvent, detail_of, envelope_of
 from membership.observability import logger, metrics, tracer
 from membership.services import orders
 
@@ -30,18 +32,25 @@ ROUTES = {
 }
 
 
-class UnknownDetailType(ValueError):
+class UnknownDetailType(MalformedEvent):
     pass
 
 
 def apply(event: dict) -> dict:
     """Parse one EventBridge event and apply it; returns what the effect answered."""
-    envelope = EventBridgeModel.model_validate(event)
     try:
-        model, service = ROUTES[envelope.detail_type]
-    except KeyError:
-        raise UnknownDetailType(f"no consumer for {envelope.detail_type!r}") from None
-    detail = model.model_validate(envelope.detail)
+        envelope = envelope_of(event)
+        try:
+            model, service = ROUTES[envelope.detail_type]
+        except KeyError:
+            raise UnknownDetailType(
+                f"no consumer for {envelope.detail_type[:64]!r}") from None
+        detail = detail_of(envelope, model)
+    except MalformedEvent as exc:
+        metrics.add_metric(name="OrderEventsMalformed", unit=MetricUnit.Count, value=1)
+        logger.warning("malformed order event; failing so it reaches the DLQ",
+                       extra={"reason": str(exc)})
+        raise
     logger.append_keys(detail_type=envelope.detail_type, event_id=envelope.id,
                        order_id=detail.order_id)
     try:
