@@ -94,11 +94,19 @@ def apply_environment(env: Mapping[str, str]) -> None:
 
 
 class Handlers:
-    """Imports each handler module once (as a warm Lambda container would) and caches it."""
+    """Imports each handler module once (as a warm Lambda container would) and caches it.
+
+    `invoke` runs one invocation at a time, as a Lambda container does: the handlers keep
+    per-invocation state in module globals (Powertools' resolvers keep the current event
+    on a class attribute shared by every router; Logger keys and Metrics are module-level),
+    so two invocations in parallel threads of this one process would read each other's
+    requests. The gateway, the event bus and the stream poller all invoke through it.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        self._invocation = threading.Lock()
         code_dir = str(repo_root() / "functions")
         if code_dir not in sys.path:
             sys.path.insert(0, code_dir)
@@ -113,3 +121,9 @@ class Handlers:
                     handler = getattr(importlib.import_module(module_name), attr)
                     self._cache[dotted] = handler
         return handler
+
+    def invoke(self, dotted: str, event: Any, context: Any) -> Any:
+        """Call the handler `dotted` with one invocation at a time in this process."""
+        handler = self.get(dotted)
+        with self._invocation:
+            return handler(event, context)
