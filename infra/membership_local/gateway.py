@@ -423,4 +423,11 @@ def _make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
+        def __getattr__(self, name: str):
+            # Any other method (TRACE, CONNECT, made-up ones) is routed like the rest, so it
+            # gets API Gateway's 404 rather than http.server's 501 HTML page.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
     return RequestHandler

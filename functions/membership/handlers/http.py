@@ -30,6 +30,9 @@ from membership.errors import (
 from membership.observability import logger
 
 JSON = "application/json"
+# Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
+# needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
+IDEMPOTENCY_EXTENSION = "x-idempotency-key"
 
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
