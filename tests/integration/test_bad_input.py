@@ -370,3 +370,21 @@ def test_a_valid_stored_program_loads_as_stored(table):
 
     forget_cached_program()
     assert load_program() == program
+
+
+def test_a_refund_with_a_null_amount_is_refused_not_taken_for_everything(
+        table, apigw_event, lambda_context):
+    from membership.handlers import admin_topups
+
+    member_id = signed_up(apigw_event, lambda_context)
+    status, topup = call(topups_handler, apigw_event(
+        "POST", "/v1/members/me/topups",
+        {"amount": 10_000, "paymentReference": "test-1", "channel": "alipay"},
+        sub="user-a", headers={"Idempotency-Key": "k1"}), lambda_context)
+    assert status == 201
+    status, body = call(admin_topups, apigw_event(
+        "POST", f"/v1/admin/topups/{topup['topupId']}/refunds",
+        {"refundReference": "r-1", "amount": None}, sub="operator", scopes=["admin"],
+        headers={"Idempotency-Key": "rk1"}), lambda_context)
+    assert status == 422 and body["code"] == "validation_failed"
+    assert member_of(member_id).balance_principal == 10_000

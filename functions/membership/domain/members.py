@@ -33,7 +33,9 @@ class SignupRequest(ApiModel):
     store_id: Code | None = Field(alias="storeId", default=None)
 
 
-def _no_default(schema: dict) -> None:
+def omit_default(schema: dict) -> None:
+    """For a field that may be left out but not sent as null: no `default: null` in its
+    JSON schema, which would tell clients that null is a value."""
     schema.pop("default", None)
 
 
@@ -41,7 +43,7 @@ class ProfileUpdate(ApiModel):
     """Fields left out are kept. `nickname` cannot be removed (null is refused);
     `storeId: null` removes the store."""
 
-    nickname: Nickname = Field(default=None, json_schema_extra=_no_default)
+    nickname: Nickname = Field(default=None, json_schema_extra=omit_default)
     store_id: Code | None = Field(alias="storeId", default=None)
 
 

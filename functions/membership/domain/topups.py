@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from membership.domain import calendar
 from membership.domain.ledger import PostingBuilder
-from membership.domain.members import ApiModel, Member, is_stored_value_member
+from membership.domain.members import ApiModel, Member, is_stored_value_member, omit_default
 from membership.domain.program import Program, TopupOffer, TopupRules
 from membership.errors import Conflict, DomainError, InvalidRequest, NotFound
 
@@ -101,8 +101,10 @@ class TopupResponse(ApiModel):
 class RefundRequest(ApiModel):
     refund_reference: Reference = Field(
         alias="refundReference", description="The payment provider's refund id")
-    amount: StrictInt | None = Field(
-        default=None, gt=0, le=MAX_FEN,
+    # Absent means the whole unrefunded principal; an explicit null is refused, so a
+    # client that lost its amount does not refund everything by accident.
+    amount: StrictInt = Field(
+        default=None, gt=0, le=MAX_FEN, json_schema_extra=omit_default,
         description="Principal to refund, fen; the whole unrefunded principal when absent")
     reason: Annotated[str, StringConstraints(max_length=256)] | None = None
 
