@@ -1,7 +1,7 @@
 """What every HTTP handler shares: the resolver, who is calling, and error responses.
 
 Domain errors become HTTP responses here and nowhere else. Before a route sees a request,
-the resolver refuses what no route should parse (`refuse_request`): a body that is not
+the resolver refuses what no route should parse (`check_request`): a body that is not
 JSON sent as `application/json`, not UTF-8, nested deeper or with longer numbers than any
 model needs, and text with control or bidirectional characters anywhere (body, query,
 path). Each is a 4xx with a stable code, and nothing is written.
