@@ -87,11 +87,10 @@ def check_dead_letter_alarms(template: dict) -> list[str]:
             problems.append(f"{queue} (dead letters of {', '.join(senders)}) has no alarm")
             continue
         for alarm_id, props in found:
-            if props.get("MetricName") == "ApproximateNumberOfMessagesVisible" and not (
-                    props.get("ComparisonOperator") == "GreaterThanOrEqualToThreshold"
-                    and props.get("Threshold") == 1
-                    or props.get("ComparisonOperator") == "GreaterThanThreshold"
-                    and props.get("Threshold") == 0):
+            first_message = {("GreaterThanOrEqualToThreshold", 1), ("GreaterThanThreshold", 0)}
+            fires_at = (props.get("ComparisonOperator"), props.get("Threshold"))
+            if (props.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+                    and fires_at not in first_message):
                 problems.append(f"{alarm_id}: must fire on the first message in {queue}")
             if not props.get("AlarmActions"):
                 problems.append(f"{alarm_id}: no AlarmActions, so nobody is told")
