@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -157,7 +158,42 @@ def check_request(event: Mapping[str, Any]) -> None:
 
 
 class GuardedResolver(APIGatewayHttpResolver):
-    """The resolver every HTTP function uses: `check_request` runs before any route."""
+    """The resolver every HTTP function uses: `check_request` runs before any route.
+
+    Powertools keeps the request being resolved on the resolver (the event on a class
+    attribute shared by every router, route arguments and validated values in
+    `self.context`). Lambda resolves one request per process at a time; tests and the
+    local stack call handlers from several threads, where those would be another
+    request's. Here they are per thread.
+    """
+
+    _per_thread = threading.local()
+
+    @property
+    def current_event(self):
+        return self._per_thread.event
+
+    @current_event.setter
+    def current_event(self, value) -> None:
+        self._per_thread.event = value
+
+    @property
+    def lambda_context(self):
+        return getattr(self._per_thread, "lambda_context", None)
+
+    @lambda_context.setter
+    def lambda_context(self, value) -> None:
+        self._per_thread.lambda_context = value
+
+    @property
+    def context(self) -> dict:
+        if not hasattr(self._per_thread, "context"):
+            self._per_thread.context = {}
+        return self._per_thread.context
+
+    @context.setter
+    def context(self, value: dict) -> None:
+        self._per_thread.context = value
 
     def resolve(self, event, context):
         try:
@@ -167,6 +203,9 @@ class GuardedResolver(APIGatewayHttpResolver):
                                       **refused.details)
             return {"statusCode": response.status_code, "body": response.body,
                     "headers": {"Content-Type": JSON}, "isBase64Encoded": False}
+        self.current_event = self._to_proxy_event(event)
+        self.lambda_context = context
+        self.context = {}
         return super().resolve(event, context)
 
 
