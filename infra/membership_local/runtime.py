@@ -96,11 +96,10 @@ def apply_environment(env: Mapping[str, str]) -> None:
 class Handlers:
     """Imports each handler module once (as a warm Lambda container would) and caches it.
 
-    `invoke` runs one invocation at a time, as a Lambda container does: the handlers keep
-    per-invocation state in module globals (Powertools' resolvers keep the current event
-    on a class attribute shared by every router; Logger keys and Metrics are module-level),
-    so two invocations in parallel threads of this one process would read each other's
-    requests. The gateway, the event bus and the stream poller all invoke through it.
+    `invoke` runs one invocation at a time, as a Lambda container does: the functions share
+    module-level state in this one process (Powertools Logger keys and the Metrics buffer
+    that each invocation flushes), which parallel invocations would mix up. The gateway,
+    the event bus and the stream poller all invoke through it.
     """
 
     def __init__(self) -> None:
