@@ -10,6 +10,8 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
+    "membership.handlers.checkins",
+    "membership.handlers.tasks",
 )
 
 
