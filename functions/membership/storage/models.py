@@ -1,7 +1,7 @@
 """Item types of the single table. Each model owns its key construction.
 
 PK                 SK                          item
-MEMBER#<id>        MEMBER                      the member: profile, tier, balances, growth months
+MEMBER#<id>        MEMBER                      the member: profile, tier, balances, growth months, check-in calendar
 MEMBER#<id>        HOLD#<holdId>               an open hold
 MEMBER#<id>        LOT#<expiresAt>#<lotId>     a live points lot (sorted soonest-expiring first)
 MEMBER#<id>        ENTRY#<asset>#<entryId>     an immutable ledger entry (newest last)
