@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from membership.domain.checkins import (
     AlreadyCheckedIn,
@@ -145,6 +147,33 @@ def test_a_body_that_is_not_a_check_in_is_refused(table, apigw_event, lambda_con
                               lambda_context)
         assert status == 422, (body, answer)
     assert points(member_id) == 100
+
+
+def test_a_binary_body_that_is_not_utf8_is_400(table, apigw_event, lambda_context):
+    member_id = join(datetime.now(UTC) - timedelta(days=1))
+    status, body = call(apigw_event("POST", "/v1/members/me/checkins", b"\xff\xfe\x00",
+                                    sub=SUB), lambda_context)
+    assert (status, body["code"]) == (400, "malformed_body")
+    assert points(member_id) == 100
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["date", "Date", "orderId", "x"]) | st.text(max_size=5), inner,
+        max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=JSON_VALUES)
+def test_whatever_the_body_a_check_in_answers_4xx_or_201_never_500(table, apigw_event,
+                                                                  lambda_context, body):
+    join(datetime.now(UTC) - timedelta(days=40))  # the same subject again: a no-op
+    status, answer = call(apigw_event("POST", "/v1/members/me/checkins", body, sub=SUB),
+                          lambda_context)
+    assert status in {201, 400, 409, 422}, (body, answer)
 
 
 # ---- the day boundary -------------------------------------------------------------------
