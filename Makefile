@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
+# Test processes: each gets its own DynamoDB Local; the e2e stack runs on one of them.
+TEST_WORKERS ?= 3
 
 .PHONY: run test bench lint unit integration e2e clean
 
@@ -29,7 +31,7 @@ run: deps
 	$(BIN)/membership-local up
 
 test: deps $(SAM_VENV)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 unit: deps
 	$(BIN)/pytest tests/unit

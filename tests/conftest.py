@@ -9,6 +9,7 @@ import sys
 import uuid
 
 import pytest
+from hypothesis import settings
 
 from membership_local.apigw import lambda_context as make_lambda_context
 from membership_local.apigw import member_event
@@ -22,6 +23,11 @@ os.environ.setdefault("EVENT_BUS_NAME", "membership")
 os.environ.setdefault("PROGRAM_TIME_ZONE", "Asia/Shanghai")
 
 SESSION_TABLE = "membership-test"
+
+# Speed is measured by `make bench`, not by tests: a per-example deadline only turns a busy
+# machine into a flaky failure. Hypothesis runs with no deadline in every test.
+settings.register_profile("membership", deadline=None)
+settings.load_profile("membership")
 
 
 def reset_membership_caches() -> None:
@@ -107,3 +113,14 @@ def apigw_event():
 def lambda_context():
     """A Lambda context with a fresh aws_request_id; `.next_invocation()` gives another."""
     return make_lambda_context()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, tests that share a session-wide server run on one worker.
+
+    The e2e tests share one `membership-local up`; grouping them keeps it to one stack per
+    run instead of one per worker.
+    """
+    for item in items:
+        if item.get_closest_marker("e2e") is not None or "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
