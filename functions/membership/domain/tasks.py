@@ -16,12 +16,12 @@ an inbound event type (`review.posted`) and is completed only by that event.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from membership.domain import calendar
 from membership.domain.activity import credit_activity_points
-from membership.domain.checkout import EventModel, MemberId, OrderId
 from membership.domain.ledger import PostingBuilder
 from membership.domain.members import ApiModel, Member
 from membership.domain.program import Program, Task
@@ -30,6 +30,17 @@ from membership.errors import Conflict, InvalidRequest, NotFound
 
 # Wire name of a profile field -> the Member attribute that holds it.
 PROFILE_ATTRIBUTES = {"nickname": "nickname", "storeId": "store_id"}
+
+# The order system's ids, as in domain/checkout.py (not imported: the task handlers would
+# pay for building every checkout model at cold start).
+OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+MemberId = Annotated[str, StringConstraints(pattern=r"^M[a-z2-7]{8,64}$")]
+
+
+class EventModel(BaseModel):
+    """Inbound events: unknown fields are ignored so a producer may add fields safely."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
 # ---- errors -------------------------------------------------------------------------
