@@ -111,6 +111,20 @@ def reset_caches():
 
 
 @pytest.fixture
+def deployed_in(table, monkeypatch, reset_caches):
+    """deployed_in(zone): the functions' PROGRAM_TIME_ZONE, as the stack parameter sets it."""
+
+    def deploy(zone: str) -> str:
+        monkeypatch.setenv("PROGRAM_TIME_ZONE", zone)
+        reset_caches()
+        return zone
+
+    yield deploy
+    monkeypatch.undo()
+    reset_caches()
+
+
+@pytest.fixture
 def apigw_event():
     """Factory: apigw_event(method, path, body=None, sub=..., scopes=[...], headers=None, ...).
 

@@ -237,6 +237,7 @@ Try it:
     -H 'content-type: application/json' \\
     -d '{{"phone":"13812345678","nickname":"Demo","channel":"app","storeId":"store-001"}}'
   curl -s {api}/v1/members/me -H "Authorization: Bearer $TOKEN"
+  curl -s -X POST {api}/v1/members/me/checkins -H "Authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.
 """,

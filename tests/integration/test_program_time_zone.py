@@ -21,20 +21,6 @@ SIGNUP = {"phone": "13812345678", "nickname": "Lin", "channel": "app"}
 ZONES = ["Pacific/Auckland", "America/New_York"]
 
 
-@pytest.fixture
-def deployed_in(table, monkeypatch, reset_caches):
-    """deployed_in(zone): the functions' PROGRAM_TIME_ZONE, as the stack parameter sets it."""
-
-    def deploy(zone: str) -> str:
-        monkeypatch.setenv("PROGRAM_TIME_ZONE", zone)
-        reset_caches()
-        return zone
-
-    yield deploy
-    monkeypatch.undo()
-    reset_caches()
-
-
 def scheduler_time(zone: str, year: int, month: int) -> str:
     """What EventBridge Scheduler passes for cron(5 0 1 * ? *) in `zone`: UTC, ISO 8601."""
     local = datetime(year, month, 1, 0, 5, tzinfo=ZoneInfo(zone))

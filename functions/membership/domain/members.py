@@ -84,6 +84,10 @@ class Member(BaseModel):
     topup_day: str | None = None
     topup_day_amount: int = 0
     settled_period: str | None = None
+    # The check-in calendar of the recent months (membership.domain.checkins.CheckinLog).
+    checkin_months: dict[str, int] = Field(default_factory=dict)
+    checkin_since: str | None = None
+    checkin_carry: int = 0
 
     def rolling_growth(self, as_of_month: str) -> int:
         return sum(self.growth_months.get(m, 0) for m in calendar.rolling_months(as_of_month))

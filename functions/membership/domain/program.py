@@ -105,6 +105,37 @@ class CheckinRules(Rules):
     points: int = Field(ge=0)
     streak_days: int = Field(alias="streakDays", ge=1)
     streak_bonus: int = Field(alias="streakBonus", ge=0)
+    # Make-up check-ins (补签): docs/checkins.md.
+    make_up_days: int = Field(alias="makeUpDays", default=3, ge=0, le=31,
+                              description="How many days before today a missed day may be filled")
+    make_up_cost: int = Field(alias="makeUpCost", default=20, ge=0, description="points")
+    make_up_per_month: int = Field(alias="makeUpPerMonth", default=2, ge=0, le=31,
+                                   description="Make-ups per calendar month of the filled day")
+
+
+# Profile fields a member-reported task may require (wire names); docs/checkins.md.
+ProfileField = Literal["nickname", "storeId"]
+
+
+class Task(Rules):
+    """A task (任务): what completing it earns, how often, and who reports it."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    name: str = Field(min_length=1, max_length=64)
+    points: int = Field(default=0, ge=0)
+    growth: int = Field(default=0, ge=0)
+    limit: Literal["once", "daily", "per_order"]
+    trigger: Literal["member", "review.posted"] = Field(
+        description="'member': reported by the app; otherwise the inbound event type")
+    profile_fields: tuple[ProfileField, ...] = Field(alias="profileFields", default=())
+
+    @model_validator(mode="after")
+    def _earns_something(self) -> Task:
+        if self.points + self.growth == 0:
+            raise ValueError(f"task {self.id} earns neither points nor growth")
+        if self.profile_fields and self.trigger != "member":
+            raise ValueError(f"task {self.id}: profile fields are checked on member reports only")
+        return self
 
 
 class HoldRules(Rules):
@@ -124,6 +155,7 @@ class Program(Rules):
     topup: TopupRules
     paid_plans: tuple[PaidPlan, ...] = Field(alias="paidPlans", default=())
     checkin: CheckinRules
+    tasks: tuple[Task, ...] = ()
     holds: HoldRules
 
     @field_validator("time_zone")
@@ -140,6 +172,8 @@ class Program(Rules):
             raise ValueError("tier thresholds must strictly ascend")
         if len({t.id for t in self.tiers}) != len(self.tiers):
             raise ValueError("tier ids must be unique")
+        if len({t.id for t in self.tasks}) != len(self.tasks):
+            raise ValueError("task ids must be unique")
         return self
 
     # Tier lookups live here because every capability needs them.
@@ -228,6 +262,13 @@ def default_program(time_zone: str = DEFAULT_TIME_ZONE) -> Program:
                 benefits=(shipping, _benefit("plus_points_x2", "Double points on orders")),
             ),
         ),
-        checkin=CheckinRules(points=5, streakDays=7, streakBonus=20),
+        checkin=CheckinRules(points=5, streakDays=7, streakBonus=20, makeUpDays=3,
+                             makeUpCost=20, makeUpPerMonth=2),
+        tasks=(
+            Task(id="profile_completed", name="Complete your profile", points=50,
+                 limit="once", trigger="member", profileFields=("nickname", "storeId")),
+            Task(id="review_posted", name="Review an order", points=10, growth=5,
+                 limit="per_order", trigger="review.posted"),
+        ),
         holds=HoldRules(ttlMinutes=30),
     )

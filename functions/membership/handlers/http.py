@@ -228,6 +228,11 @@ def build_app() -> APIGatewayHttpResolver:
         return error_response(422, "validation_failed", "the request does not match its schema",
                               errors=errors)
 
+    @app.exception_handler(UnicodeDecodeError)
+    def _undecodable(_exc: UnicodeDecodeError) -> Response:
+        # A base64-encoded (binary) body that is not UTF-8 fails before validation sees it.
+        return error_response(400, "malformed_body", "the body is not valid JSON")
+
     @app.not_found
     def _not_found(_exc: Exception) -> Response:
         return error_response(404, "route_not_found", "no such route")

@@ -20,6 +20,8 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
+    "membership.handlers.checkins",
+    "membership.handlers.tasks",
 )
 EVERY_ROUTE_ERRORS = {
     400: "Malformed request (refused text in a parameter, a body that is not valid JSON)",

@@ -1,7 +1,7 @@
 """Item types of the single table. Each model owns its key construction.
 
 PK                 SK                          item
-MEMBER#<id>        MEMBER                      the member: profile, tier, balances, growth months
+MEMBER#<id>        MEMBER                      the member: profile, tier, balances, growth months, check-in calendar
 MEMBER#<id>        HOLD#<holdId>               an open hold
 MEMBER#<id>        LOT#<expiresAt>#<lotId>     a live points lot (sorted soonest-expiring first)
 MEMBER#<id>        ENTRY#<asset>#<entryId>     an immutable ledger entry (newest last)
@@ -96,6 +96,10 @@ class MemberItem(TableModel):
     topup_day = UnicodeAttribute(attr_name="topupDay", null=True)
     topup_day_amount = NumberAttribute(attr_name="topupDayAmt", default=0)
     settled_period = UnicodeAttribute(attr_name="settled", null=True)
+    # Check-in calendar: month -> days mask | make-up mask << 32 (domain/checkins.py).
+    checkin_months = MapAttribute(attr_name="ci", default=dict)
+    checkin_since = UnicodeAttribute(attr_name="ciSince", null=True)
+    checkin_carry = NumberAttribute(attr_name="ciCarry", default=0)
 
     @staticmethod
     def key(member_id: str) -> tuple[str, str]:
@@ -108,9 +112,11 @@ class MemberItem(TableModel):
         if m.paid_plan is not None:
             plan = PaidPlanMap(plan_id=m.paid_plan.plan_id, started_at=m.paid_plan.started_at,
                                ends_at=m.paid_plan.ends_at)
-        fields = m.model_dump(exclude={"paid_plan", "growth_months"})
+        fields = m.model_dump(exclude={"paid_plan", "growth_months", "checkin_months"})
         growth = {k: v for k, v in m.growth_months.items() if v}
-        return cls(pk, sk, paid_plan=plan, growth_months=growth, **fields)
+        checkins = {k: v for k, v in m.checkin_months.items() if v}
+        return cls(pk, sk, paid_plan=plan, growth_months=growth, checkin_months=checkins,
+                   **fields)
 
     def to_domain(self) -> Member:
         plan = None
@@ -120,6 +126,8 @@ class MemberItem(TableModel):
                                  ends_at=self.paid_plan.ends_at)
         growth = self.growth_months.as_dict() if isinstance(
             self.growth_months, MapAttribute) else dict(self.growth_months or {})
+        checkins = self.checkin_months.as_dict() if isinstance(
+            self.checkin_months, MapAttribute) else dict(self.checkin_months or {})
         return Member(
             member_id=self.member_id, subject=self.subject, phone=self.phone,
             # Items whose nickname a `null` edit removed (before that was refused) stay readable.
@@ -134,6 +142,8 @@ class MemberItem(TableModel):
             growth_months={k: int(v) for k, v in growth.items()}, paid_plan=plan,
             topup_total=int(self.topup_total or 0), topup_day=self.topup_day,
             topup_day_amount=int(self.topup_day_amount or 0), settled_period=self.settled_period,
+            checkin_months={k: int(v) for k, v in checkins.items()},
+            checkin_since=self.checkin_since, checkin_carry=int(self.checkin_carry or 0),
         )
 
 
