@@ -75,6 +75,12 @@ class Member(BaseModel):
     topup_day: str | None = None
     topup_day_amount: int = 0
     settled_period: str | None = None
+    # Value a reversal could not take back because it was spent or held (docs/money.md):
+    # every later credit of the same asset pays it first. Moved only by ledger entries.
+    points_debt: int = 0
+    bonus_debt: int = 0
+    # tier id -> month (YYYY-MM) its upgrade gift was last paid: once per tier per 12 months.
+    tier_gifts: dict[str, str] = Field(default_factory=dict)
 
     def rolling_growth(self, as_of_month: str) -> int:
         return sum(self.growth_months.get(m, 0) for m in calendar.rolling_months(as_of_month))

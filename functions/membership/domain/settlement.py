@@ -156,9 +156,10 @@ def apply(builder: PostingBuilder, program: Program, period: str) -> dict:
                 "period": period,
                 "occurredAt": calendar.wire(builder.now, tz),
             })
-    direction = change_tier(builder, program, program.tier(decision.tier_after),
-                            reason="settlement", rolling_growth=decision.rolling_growth,
-                            period=period)
+    change = change_tier(builder, program, program.tier(decision.tier_after),
+                         reason="settlement", rolling_growth=decision.rolling_growth,
+                         period=period)
+    direction = change.direction if change else None
     if decision.lapse_plan:
         builder.set(paid_plan=None)
     builder.set(settled_period=period)
