@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from membership.domain import calendar
 from membership.domain.ledger import (
     Hold,
+    HoldAlreadyCaptured,
+    HoldAlreadyReleased,
+    HoldExpired,
     HoldNotFound,
     InsufficientBalance,
     InsufficientPoints,
@@ -229,8 +232,8 @@ class OrderRefunded(EventModel):
     refund_id: OrderId = Field(alias="refundId")
     refunded_at: datetime | None = Field(alias="refundedAt", default=None)
     lines: tuple[RefundLine, ...] | None = Field(
-        default=None, max_length=MAX_LINES,
-        description="None or absent: the whole order (what is left of it)")
+        default=None, min_length=1, max_length=MAX_LINES,
+        description="None or absent: the whole order (what is left of it); never empty")
 
     @model_validator(mode="after")
     def _lines_unique(self) -> OrderRefunded:
@@ -417,6 +420,24 @@ def place_hold(builder: PostingBuilder, request: HoldRequest, program: Program) 
         expires_at=builder.now + timedelta(minutes=program.holds.ttl_minutes))
     builder.result = hold_view(hold, request.order_id, program.time_zone)
     return builder.result
+
+
+def check_still_held(hold: Hold | None, order_id: str, now: datetime) -> None:
+    """Asking again for an order's hold answers `held` only while it still holds funds."""
+    if hold is None:
+        return  # the guard exists but the hold item does not: nothing more to tell
+    if hold.status == "released":
+        raise HoldAlreadyReleased(
+            f"the hold of order {order_id} was released (cancelled or lapsed); its funds are "
+            "back with the member: hold again under a new order id",
+            holdStatus=hold.status, closedBy=hold.closed_by)
+    if hold.status == "captured":
+        raise HoldAlreadyCaptured(f"the hold of order {order_id} was captured by its payment",
+                                  holdStatus=hold.status, closedBy=hold.closed_by)
+    if calendar.utc(now) > hold.expires_at:
+        raise HoldExpired(f"the hold of order {order_id} lapsed at "
+                          f"{hold.expires_at.isoformat()}; its funds are being returned",
+                          holdStatus="expired")
 
 
 def same_hold(first: dict, request: HoldRequest) -> bool:

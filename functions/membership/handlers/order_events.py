@@ -5,7 +5,9 @@ dead-letter queue (with an alarm on its depth):
 - a malformed event (pydantic rejects the envelope or the detail) changes nothing;
 - an event about an order whose payment has not landed (a refund or completion that
   overtook its `order.paid`) raises OrderNotPaidYet: not applied, not dropped, retried;
-- a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly.
+- a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly;
+- an event whose key was applied with another payload (order.paid with other amounts or
+  lines, a refundId reused for other lines) raises PayloadMismatch: never a silent replay.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from membership.domain.checkout import (
     OrderPaid,
     OrderRefunded,
 )
+from membership.domain.ledger import PayloadMismatch
 from membership.observability import logger, metrics, tracer
 from membership.services import orders
 
@@ -49,6 +52,11 @@ def apply(event: dict) -> dict:
     except OrderNotPaidYet:
         metrics.add_metric(name="OrderEventsEarly", unit=MetricUnit.Count, value=1)
         logger.warning("the order's payment has not landed yet; failing so it is retried")
+        raise
+    except PayloadMismatch:
+        metrics.add_metric(name="OrderEventsPayloadMismatch", unit=MetricUnit.Count, value=1)
+        logger.error("an event key was applied before with another payload; failing so it "
+                     "reaches the dead-letter queue")
         raise
     metrics.add_metric(name="OrderEventsReplayed" if outcome.replayed else "OrderEventsApplied",
                        unit=MetricUnit.Count, value=1)

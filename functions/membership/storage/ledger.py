@@ -19,6 +19,7 @@ from membership.domain import calendar
 from membership.domain.ledger import (
     Entry,
     EntryAlreadyReversed,
+    Hold,
     LedgerState,
     PayloadMismatch,
     Posting,
@@ -265,6 +266,17 @@ def _consolidate_lots(state: LedgerState) -> bool:
     except AlreadyApplied:
         pass
     return True
+
+
+def read_hold(member_id: str, hold_id: str) -> Hold | None:
+    """A hold as it is now: open (live range) or closed (its record); None if never held."""
+    for closed in (False, True):
+        try:
+            return HoldItem.get(*HoldItem.key(member_id, hold_id, closed=closed),
+                                consistent_read=True).to_domain()
+        except HoldItem.DoesNotExist:
+            continue
+    return None
 
 
 def entries_page(member_id: str, asset: str, limit: int,
