@@ -1,0 +1,453 @@
+"""The money oracle: random sequences of the whole money flow against DynamoDB Local.
+
+`MoneyMachine` drives the real services (top-ups and their refunds, holds, order.paid /
+cancelled / completed / refunded per line, the sweep, the monthly settlement) for one
+member on a fresh table, with redeliveries, payloads reused under a key, and events that
+overtake their order's payment (retried later, as EventBridge does). `MoneyModel`
+(money_model.py) says what the member should own; after every step the stored member,
+its lots and open holds are compared with it, and the ledger must reconcile.
+
+A new capability extends both: subclass `MoneyModel` with its operations, subclass
+`MoneyMachine` with `model_class = ThatModel` and `@rule`s that call the service and
+`self.expect(...)` the model's operation, and (if it owns new state) override `observe`
+and `expected`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from money_model import MoneyModel, Refused
+
+from membership.domain import calendar
+from membership.domain.checkout import (
+    HoldRequest,
+    OrderCancelled,
+    OrderCompleted,
+    OrderPaid,
+    OrderRefunded,
+)
+from membership.domain.members import SignupRequest, member_id_for
+from membership.domain.topups import RefundRequest, TopupRequest, topup_id_for
+from membership.errors import DomainError
+
+TZ = "Asia/Shanghai"
+START = datetime(2022, 6, 14, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, mid-month
+LAST = START + timedelta(days=3 * 365)  # stays in the past, whatever validates paidAt
+TEST_VERIFIER = "membership.services.payments.TestReferenceVerifier"
+
+
+def _reset_caches() -> None:
+    for name, attr in (("membership.config", "get_settings"),
+                       ("membership.services.payments", "verifier")):
+        module = sys.modules.get(name)
+        fn = getattr(module, attr, None)
+        if fn is not None and hasattr(fn, "cache_clear"):
+            fn.cache_clear()
+    table = sys.modules.get("membership.storage.table")
+    if table is not None:
+        table.reset_connections()
+    program = sys.modules.get("membership.storage.program")
+    if program is not None:
+        program.forget_cached_program()
+
+
+class MoneyMachine(RuleBasedStateMachine):
+    """One member on a table of its own; the model predicts every outcome."""
+
+    model_class = MoneyModel
+    counter = 0
+    _template = None
+
+    # ---- setup and teardown ------------------------------------------------------------
+
+    @initialize()
+    def start(self):
+        from membership_local.template import create_table, load_template
+
+        if MoneyMachine._template is None:
+            MoneyMachine._template = load_template()
+        MoneyMachine.counter += 1
+        self.saved_env = {k: os.environ.get(k) for k in ("TABLE_NAME", "PAYMENT_VERIFIER")}
+        self.table = f"oracle-{uuid.uuid4().hex[:10]}"
+        create_table(os.environ["AWS_ENDPOINT_URL_DYNAMODB"], self.table,
+                     template=MoneyMachine._template)
+        os.environ["TABLE_NAME"] = self.table
+        # Top-ups verify their payment: the oracle opts into the test verifier explicitly.
+        os.environ["PAYMENT_VERIFIER"] = TEST_VERIFIER
+        _reset_caches()
+        from membership.services import members
+        from membership.storage.program import load_program
+
+        self.now = START
+        self.sub = f"oracle-{MoneyMachine.counter}"
+        members.signup(self.sub, SignupRequest(phone="13912345678", nickname="o",
+                                               channel="app"), now=self.now)
+        self.member_id = member_id_for(self.sub)
+        self.model = self.model_class(load_program(), self.member_id, self.now)
+        self.n = 0
+        self.topup_refs: list[tuple[str, int]] = []
+        self.refund_refs: list[tuple[str, str, int | None]] = []
+        self.unpaid: list[str] = []  # orders created (held or not) but not paid
+        self.paid_orders: list[str] = []
+        self.refunds: list[tuple[str, str, list | None]] = []
+        self.early: list[tuple[str, dict]] = []  # events that overtook their payment
+        self.settled: set[str] = set()
+
+    def teardown(self):
+        if not hasattr(self, "table"):
+            return
+        for key, value in self.saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _reset_caches()
+        from membership_local.dynamodb import dynamodb_client
+
+        with contextlib.suppress(Exception):
+            dynamodb_client(os.environ["AWS_ENDPOINT_URL_DYNAMODB"]).delete_table(
+                TableName=self.table)
+
+    # ---- the comparison ----------------------------------------------------------------
+
+    def next_id(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}-{self.n}"
+
+    def expect(self, model_op, system_op):
+        """Apply the model's operation and the system's; they must agree on refusing."""
+        snapshot = self.model._snapshot()
+        try:
+            model_op()
+            refused = None
+        except Refused as exc:
+            self.model._restore(snapshot)
+            refused = exc.why
+        try:
+            result = system_op()
+        except DomainError as exc:
+            assert refused is not None, (
+                f"the system refused ({exc.code}: {exc.message}) what the policy allows")
+            return exc
+        assert refused is None, f"the system accepted what the policy refuses ({refused})"
+        return result
+
+    def observe(self) -> dict:
+        from membership.storage import ledger
+
+        state = ledger.read_live_range(self.member_id)
+        m = state.member
+        lots: dict = {}
+        for lot in state.lots:
+            if lot.remaining:
+                key = (calendar.iso(lot.expires_at), lot.pending)
+                lots[key] = lots.get(key, 0) + lot.remaining
+        return {
+            "principal": m.balance_principal, "bonus": m.balance_bonus,
+            "bonus_debt": getattr(m, "bonus_debt", None),
+            "available": m.points_available, "pending": m.points_pending,
+            "points_debt": getattr(m, "points_debt", None),
+            "lots": lots,
+            "growth": {k: v for k, v in m.growth_months.items() if v},
+            "tier": m.tier_id,
+            "holds": {h.hold_id: (h.principal, h.bonus, h.points)
+                      for h in state.holds if h.status == "held"},
+        }
+
+    def expected(self) -> dict:
+        md = self.model
+        return {
+            "principal": md.principal, "bonus": md.bonus, "bonus_debt": md.bonus_debt,
+            "available": md.points_available, "pending": md.points_pending,
+            "points_debt": md.points_debt, "lots": md.lots_by_expiry(),
+            "growth": {k: v for k, v in md.growth.items() if v}, "tier": md.tier,
+            "holds": md.open_holds(),
+        }
+
+    @invariant()
+    def owns_what_the_policies_say(self):
+        if not hasattr(self, "model"):
+            return
+        got, want = self.observe(), self.expected()
+        # One assertion per asset, so that distinct defects are reported apart.
+        assert got["principal"] == want["principal"], ("principal", got, want)
+        assert got["bonus"] == want["bonus"], ("bonus", got, want)
+        assert got["available"] == want["available"], ("points available", got, want)
+        assert got["pending"] == want["pending"], ("points pending", got, want)
+        assert got["lots"] == want["lots"], ("lots", got, want)
+        assert got["growth"] == want["growth"], ("growth", got, want)
+        assert got["tier"] == want["tier"], ("tier", got, want)
+        assert got["holds"] == want["holds"], ("open holds", got, want)
+        if got["bonus_debt"] is not None:  # a store that records debt at all
+            assert got["bonus_debt"] == want["bonus_debt"], ("bonus debt", got, want)
+        if got["points_debt"] is not None:
+            assert got["points_debt"] == want["points_debt"], ("points debt", got, want)
+
+    @invariant()
+    def reconciles(self):
+        if not hasattr(self, "model"):
+            return
+        from membership.services.ledger import reconcile_member
+
+        assert reconcile_member(self.member_id) == []
+
+    # ---- stored value ------------------------------------------------------------------
+
+    @rule(amount=st.sampled_from([5_000, 10_000, 20_000, 50_000]))
+    def top_up(self, amount):
+        from membership.services import topups
+
+        reference = f"test-{self.next_id('pay')}"
+        request = TopupRequest(amount=amount, paymentReference=reference, channel="alipay")
+        self.expect(lambda: self.model.top_up(reference, amount, self.now),
+                    lambda: topups.top_up(self.sub, f"key-{reference}", request, now=self.now))
+        self.topup_refs.append((reference, amount))
+
+    @precondition(lambda self: self.topup_refs)
+    @rule(data=st.data())
+    def top_up_again(self, data):
+        """The same payment delivered again (another key): credited once."""
+        from membership.services import topups
+
+        reference, amount = data.draw(st.sampled_from(self.topup_refs))
+        request = TopupRequest(amount=amount, paymentReference=reference, channel="alipay")
+        self.expect(lambda: self.model.top_up(reference, amount, self.now),
+                    lambda: topups.top_up(self.sub, f"again-{self.next_id('k')}", request,
+                                          now=self.now))
+
+    @precondition(lambda self: self.topup_refs)
+    @rule(data=st.data(), whole=st.booleans())
+    def refund_top_up(self, data, whole):
+        from membership.services import topups
+
+        reference, amount = data.draw(st.sampled_from(self.topup_refs))
+        refund_ref = self.next_id("rf")
+        part = None if whole else amount // 2
+        request = RefundRequest(refundReference=refund_ref, amount=part)
+        self.expect(lambda: self.model.refund_topup(reference, refund_ref, part),
+                    lambda: topups.refund(topup_id_for(reference), request,
+                                          actor="operator", now=self.now))
+        self.refund_refs.append((reference, refund_ref, part))
+
+    @precondition(lambda self: self.refund_refs)
+    @rule(data=st.data(), other_amount=st.booleans())
+    def refund_top_up_again(self, data, other_amount):
+        """A refund reference again: the same refund once; another amount is refused."""
+        from membership.services import topups
+
+        reference, refund_ref, part = data.draw(st.sampled_from(self.refund_refs))
+        amount = (part or 2) - 1 if other_amount else part
+        amount = amount or None
+        request = RefundRequest(refundReference=refund_ref, amount=amount)
+        self.expect(lambda: self.model.refund_topup(reference, refund_ref, amount),
+                    lambda: topups.refund(topup_id_for(reference), request,
+                                          actor="operator", now=self.now))
+
+    # ---- checkout ----------------------------------------------------------------------
+
+    def _amount(self, mode: str, have: int) -> int:
+        return {"none": 0, "half": have // 2, "all": have}[mode]
+
+    @rule(points=st.sampled_from(["none", "half", "all"]),
+          balance=st.sampled_from(["none", "half", "all"]))
+    def hold(self, points, balance):
+        from membership.services import checkout
+
+        spendable = sum(lot.remaining for lot in self.model.spendable(self.now))
+        p = self._amount(points, spendable)
+        b = self._amount(balance, self.model.principal + self.model.bonus)
+        if p + b == 0:
+            return
+        order_id = self.next_id("SO")
+        request = HoldRequest(orderId=order_id, memberId=self.member_id, points=p, balance=b)
+        self.expect(lambda: self.model.hold(order_id, p, b, self.now),
+                    lambda: checkout.hold(request, now=self.now))
+        self.unpaid.append(order_id)
+
+    @precondition(lambda self: any(o in self.model.holds for o in self.unpaid))
+    @rule(data=st.data())
+    def hold_again(self, data):
+        """The order system asks again: `held` only while the hold still holds funds."""
+        from membership.services import checkout
+
+        order_id = data.draw(st.sampled_from([o for o in self.unpaid if o in self.model.holds]))
+        held = self.model.holds[order_id]
+        request = HoldRequest(orderId=order_id, memberId=self.member_id, points=held.points,
+                              balance=held.balance)
+        self.expect(lambda: self.model.hold(order_id, held.points, held.balance, self.now),
+                    lambda: checkout.hold(request, now=self.now))
+
+    def _payload(self, order_id: str, points: int, balance: int, cash: int) -> dict:
+        from membership.domain.checkout import points_value
+
+        subtotal = points_value(points, self.model.program) + balance + cash
+        if subtotal == 0:
+            subtotal = cash = 3_000
+        a = subtotal // 3  # line 1: two units of a; line 2: one unit of the rest
+        return {
+            "orderId": order_id, "memberId": self.member_id, "storeId": "s1",
+            "paidAt": calendar.wire(self.now, TZ),
+            "lines": [
+                {"lineId": "1", "sku": "A", "category": "c", "brand": "b", "quantity": 2,
+                 "unitPrice": a},
+                {"lineId": "2", "sku": "B", "category": "c", "brand": "b", "quantity": 1,
+                 "unitPrice": subtotal - 2 * a},
+            ],
+            "amounts": {"subtotal": subtotal, "discount": 0, "pointsUsed": points,
+                        "balanceUsed": balance, "cashPaid": cash},
+        }
+
+    def _deliver(self, kind: str, payload: dict):
+        from membership.services import orders
+
+        if kind == "order.paid":
+            return self.expect(lambda: self.model.paid(payload, self.now),
+                               lambda: orders.paid(OrderPaid.model_validate(payload),
+                                                   now=self.now))
+        if kind == "order.cancelled":
+            return self.expect(lambda: self.model.cancelled(payload["orderId"], self.now),
+                               lambda: orders.cancelled(OrderCancelled.model_validate(payload),
+                                                        now=self.now))
+        if kind == "order.completed":
+            return self.expect(lambda: self.model.completed(payload["orderId"]),
+                               lambda: orders.completed(OrderCompleted.model_validate(payload),
+                                                        now=self.now))
+        return self.expect(
+            lambda: self.model.refunded(payload["orderId"], payload["refundId"],
+                                        payload.get("lines"), self.now),
+            lambda: orders.refunded(OrderRefunded.model_validate(payload), now=self.now))
+
+    @rule(data=st.data(), cash=st.sampled_from([0, 30_000, 80_000, 150_000]),
+          points=st.sampled_from(["none", "half", "all"]),
+          balance=st.sampled_from(["none", "half", "all"]))
+    def pay(self, data, cash, points, balance):
+        """order.paid: of a held order (its hold's amounts), or of a new one."""
+        held = [o for o in self.unpaid if o in self.model.holds]
+        if held and data.draw(st.booleans(), label="of a held order"):
+            order_id = data.draw(st.sampled_from(held))
+            hold = self.model.holds[order_id]
+            p, b = hold.points, hold.balance
+        else:
+            order_id = self.next_id("SO")
+            p = self._amount(points, sum(lot.remaining for lot in self.model.spendable(self.now)))
+            b = self._amount(balance, self.model.principal + self.model.bonus)
+        payload = self._payload(order_id, p, b, cash)
+        outcome = self._deliver("order.paid", payload)
+        if order_id in self.model.orders and order_id not in self.paid_orders:
+            self.paid_orders.append(order_id)
+            if order_id in self.unpaid:
+                self.unpaid.remove(order_id)
+        return outcome
+
+    @precondition(lambda self: self.paid_orders)
+    @rule(data=st.data(), other=st.booleans())
+    def pay_again(self, data, other):
+        """order.paid redelivered: the same payload is a replay, another one an error."""
+        order_id = data.draw(st.sampled_from(self.paid_orders))
+        payload = dict(self.model.orders[order_id].payload)
+        if other:
+            lines = [dict(line) for line in payload["lines"]]
+            lines[1]["unitPrice"] += 100
+            payload["lines"] = lines
+            payload["amounts"] = dict(payload["amounts"], subtotal=payload["amounts"]["subtotal"]
+                                      + 100, cashPaid=payload["amounts"]["cashPaid"] + 100)
+        self._deliver("order.paid", payload)
+
+    @precondition(lambda self: self.unpaid or self.paid_orders)
+    @rule(data=st.data())
+    def cancel(self, data):
+        order_id = data.draw(st.sampled_from(self.unpaid + self.paid_orders))
+        self._deliver("order.cancelled", {"orderId": order_id, "memberId": self.member_id})
+
+    @precondition(lambda self: self.unpaid or self.paid_orders)
+    @rule(data=st.data())
+    def complete(self, data):
+        order_id = data.draw(st.sampled_from(self.unpaid + self.paid_orders))
+        payload = {"orderId": order_id, "memberId": self.member_id}
+        if isinstance(self._deliver("order.completed", payload), DomainError):
+            if order_id not in self.model.orders:
+                self.early.append(("order.completed", payload))
+
+    @precondition(lambda self: self.unpaid or self.paid_orders)
+    @rule(data=st.data(), lines=st.sampled_from(["whole", "line1", "line2", "both"]))
+    def refund(self, data, lines):
+        order_id = data.draw(st.sampled_from(self.unpaid + self.paid_orders))
+        refund_id = self.next_id("RF")
+        chosen = {"whole": None, "line1": [{"lineId": "1", "quantity": 1}],
+                  "line2": [{"lineId": "2", "quantity": 1}],
+                  "both": [{"lineId": "1", "quantity": 1}, {"lineId": "2", "quantity": 1}]}[lines]
+        payload = {"orderId": order_id, "memberId": self.member_id, "refundId": refund_id}
+        if chosen is not None:
+            payload["lines"] = chosen
+        if isinstance(self._deliver("order.refunded", payload), DomainError):
+            if order_id not in self.model.orders:
+                self.early.append(("order.refunded", payload))
+            return
+        self.refunds.append((order_id, refund_id, chosen))
+
+    @precondition(lambda self: self.refunds)
+    @rule(data=st.data(), other=st.booleans())
+    def refund_again(self, data, other):
+        """The same refundId again: a replay; with other lines: an error, never a replay."""
+        order_id, refund_id, lines = data.draw(st.sampled_from(self.refunds))
+        if other:
+            lines = [{"lineId": "2", "quantity": 1}] if lines != [
+                {"lineId": "2", "quantity": 1}] else [{"lineId": "1", "quantity": 1}]
+        payload = {"orderId": order_id, "memberId": self.member_id, "refundId": refund_id}
+        if lines is not None:
+            payload["lines"] = lines
+        self._deliver("order.refunded", payload)
+
+    @precondition(lambda self: self.early)
+    @rule()
+    def retry_early_event(self):
+        """EventBridge retries an event that overtook its order's payment."""
+        kind, payload = self.early.pop(0)
+        if isinstance(self._deliver(kind, payload), DomainError):
+            if payload["orderId"] not in self.model.orders:
+                self.early.append((kind, payload))
+            return
+        if kind == "order.refunded":
+            self.refunds.append((payload["orderId"], payload["refundId"],
+                                 payload.get("lines")))
+
+    # ---- time ----------------------------------------------------------------------------
+
+    @precondition(lambda self: self.now < LAST)
+    @rule(minutes=st.sampled_from([10, 31, 24 * 60, 8 * 24 * 60]))
+    def time_passes(self, minutes):
+        self.now += timedelta(minutes=minutes)
+
+    @precondition(lambda self: self.now < LAST)
+    @rule(minute=st.sampled_from([3, 5, 60]), months=st.sampled_from([1, 1, 1, 7]))
+    def next_month_begins(self, minute, months):
+        """To minute `minute` of the 1st of a later month (00:03: before its settlement)."""
+        month = calendar.shift_month(calendar.month_of(self.now, TZ), months)
+        self.now = calendar.month_start(month, TZ) + timedelta(minutes=minute)
+
+    @rule()
+    def sweep(self):
+        from membership.services import sweeps
+
+        self.model.sweep(self.now)
+        sweeps.sweep(now=self.now)
+
+    @rule()
+    def settle(self):
+        """The month that ended last, through the coordinator and a segment worker."""
+        from membership.domain.settlement import period_before
+        from membership.services import settlement
+
+        period = period_before(self.now, TZ)
+        if period in self.settled:
+            return
+        self.settled.add(period)
+        self.model.settle(period, self.now)
+        settlement.start(period, now=self.now, segments=1)
+        settlement.settle_segment(period, 0, 1, clock=lambda: self.now)
