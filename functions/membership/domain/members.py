@@ -162,12 +162,17 @@ class PointsView(ApiModel):
     available: int
     pending: int
     next_expiry: dict | None = Field(alias="nextExpiry", description="{at, points} or null")
+    debt: int = Field(default=0, description="Points owed back (refunded orders' points that "
+                      "were spent): later points credits pay it first")
 
 
 class BalanceView(ApiModel):
     principal: int
     bonus: int
     total: int
+    bonus_debt: int = Field(alias="bonusDebt", default=0,
+                            description="Bonus owed back (refunded top-ups' bonus that was "
+                                        "spent): later bonus credits pay it first, fen")
 
 
 class BenefitView(ApiModel):
@@ -246,11 +251,12 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
         growth=GrowthView(rolling12Months=rolling),
         points=PointsView(
             available=member.points_available, pending=member.points_pending,
-            nextExpiry=next_expiry,
+            nextExpiry=next_expiry, debt=member.points_debt,
         ),
         balance=BalanceView(
             principal=member.balance_principal, bonus=member.balance_bonus,
             total=member.balance_principal + member.balance_bonus,
+            bonusDebt=member.bonus_debt,
         ),
         storedValueMember=is_stored_value_member(member, program),
         benefits=[BenefitView(code=b.code, name=b.name)
