@@ -18,6 +18,7 @@ def oracle_settings(dynamodb_local):
                     derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.timeout(900)
 def test_every_member_owns_what_the_documented_policies_say(oracle_settings):
     MoneyMachine.TestCase.settings = oracle_settings
     MoneyMachine.TestCase().runTest()
