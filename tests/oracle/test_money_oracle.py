@@ -13,9 +13,14 @@ STEPS = int(os.environ.get("ORACLE_STEPS", "40"))
 
 
 @pytest.fixture
-def oracle_settings(dynamodb_local):
-    return settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+def oracle_settings(table, monkeypatch, reset_caches):
+    # Top-ups verify their payment: the oracle opts into the test verifier explicitly.
+    monkeypatch.setenv("PAYMENT_VERIFIER", "membership.services.payments.TestReferenceVerifier")
+    reset_caches()
+    yield settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
                     derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    monkeypatch.undo()
+    reset_caches()
 
 
 @pytest.mark.timeout(900)
