@@ -162,17 +162,19 @@ class PointsView(ApiModel):
     available: int
     pending: int
     next_expiry: dict | None = Field(alias="nextExpiry", description="{at, points} or null")
-    debt: int = Field(default=0, description="Points owed back (refunded orders' points that "
-                      "were spent): later points credits pay it first")
 
 
 class BalanceView(ApiModel):
     principal: int
     bonus: int
     total: int
-    bonus_debt: int = Field(alias="bonusDebt", default=0,
-                            description="Bonus owed back (refunded top-ups' bonus that was "
-                                        "spent): later bonus credits pay it first, fen")
+
+
+class DebtsView(ApiModel):
+    """What reversals could not take back (docs/money.md): later credits pay it first."""
+
+    points: int = Field(description="Points owed back (a refunded order's points, spent)")
+    bonus: int = Field(description="Bonus owed back, fen (a refunded top-up's bonus, spent)")
 
 
 class BenefitView(ApiModel):
@@ -198,6 +200,7 @@ class MemberProfile(ApiModel):
     growth: GrowthView
     points: PointsView
     balance: BalanceView
+    debts: DebtsView
     stored_value_member: bool = Field(alias="storedValueMember")
     benefits: list[BenefitView]
     paid_plan: PaidPlanView | None = Field(alias="paidPlan")
@@ -251,13 +254,13 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
         growth=GrowthView(rolling12Months=rolling),
         points=PointsView(
             available=member.points_available, pending=member.points_pending,
-            nextExpiry=next_expiry, debt=member.points_debt,
+            nextExpiry=next_expiry,
         ),
         balance=BalanceView(
             principal=member.balance_principal, bonus=member.balance_bonus,
             total=member.balance_principal + member.balance_bonus,
-            bonusDebt=member.bonus_debt,
         ),
+        debts=DebtsView(points=member.points_debt, bonus=member.bonus_debt),
         storedValueMember=is_stored_value_member(member, program),
         benefits=[BenefitView(code=b.code, name=b.name)
                   for b in member_benefits(member, program, now)],
