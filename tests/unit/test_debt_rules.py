@@ -170,3 +170,19 @@ def test_credits_and_reversals_end_the_same_in_any_order(ops, rnd):
     b, _ = _run_bonus(shuffled)
     assert (a.state.member.balance_bonus, a.state.member.bonus_debt) == (
         b.state.member.balance_bonus, b.state.member.bonus_debt)
+
+
+def test_a_debt_entry_is_not_reversed():
+    from membership.domain.ledger import EntryNotReversible
+
+    ledger = Ledger()
+    b = ledger.builder()
+    entry = b.record_bonus_debt(100)
+    ledger.apply(b)
+    b = ledger.builder()
+    try:
+        b.reverse(entry)
+    except EntryNotReversible:
+        pass
+    else:
+        raise AssertionError("a debt entry was reversed")

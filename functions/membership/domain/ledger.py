@@ -700,6 +700,8 @@ class PostingBuilder:
             raise EntryNotReversible("entry belongs to another member")
         if entry.reverses is not None:
             raise EntryNotReversible("a reversal is not itself reversed; post anew")
+        if entry.bucket in (BONUS_DEBT, POINTS_DEBT):
+            raise EntryNotReversible("a debt is paid by later credits, not reversed")
         self._extra_guards.append(f"reversal:{entry.entry_id}")
         ref = entry.entry_id
         if entry.asset == "balance":
