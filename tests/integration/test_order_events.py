@@ -124,7 +124,10 @@ def test_paid_order_crossing_a_threshold_upgrades_with_gift_and_event(table, lam
     member_id = signed_up(growth={PAID_MONTH: 900})
     deliver(lambda_context, "order.paid", paid(member_id))
     m = member(member_id)
-    assert m.tier_id == "V2" and m.points_available == 100 + 200
+    # The gift is pending with the order's points until the order completes.
+    assert m.tier_id == "V2" and (m.points_available, m.points_pending) == (100, 250 + 200)
+    deliver(lambda_context, "order.completed", {"orderId": "SO-1", "memberId": member_id})
+    assert member(member_id).points_available == 100 + 250 + 200
     guard = store.read_guard("order.paid:SO-1")
     assert [e["detailType"] for e in guard.outbox] == ["member.tier_changed"]
 

@@ -7,7 +7,9 @@ dead-letter queue (with an alarm on its depth):
   changes nothing;
 - an event about an order whose payment has not landed (a refund or completion that
   overtook its `order.paid`) raises OrderNotPaidYet: not applied, not dropped, retried;
-- a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly.
+- a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly;
+- an event whose key was applied with another payload (order.paid with other amounts or
+  lines, a refundId reused for other lines) raises PayloadMismatch: never a silent replay.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from membership.domain.checkout import (
     OrderPaid,
     OrderRefunded,
 )
+from membership.domain.ledger import PayloadMismatch
 from membership.handlers.events import MalformedEvent, detail_of, envelope_of
 from membership.observability import logger, metrics, tracer
 from membership.services import orders
@@ -58,6 +61,11 @@ def apply(event: dict) -> dict:
     except OrderNotPaidYet:
         metrics.add_metric(name="OrderEventsEarly", unit=MetricUnit.Count, value=1)
         logger.warning("the order's payment has not landed yet; failing so it is retried")
+        raise
+    except PayloadMismatch:
+        metrics.add_metric(name="OrderEventsPayloadMismatch", unit=MetricUnit.Count, value=1)
+        logger.error("an event key was applied before with another payload; failing so it "
+                     "reaches the dead-letter queue")
         raise
     metrics.add_metric(name="OrderEventsReplayed" if outcome.replayed else "OrderEventsApplied",
                        unit=MetricUnit.Count, value=1)
