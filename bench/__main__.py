@@ -134,11 +134,14 @@ def _capacity_caveat(outcomes: list[Outcome]) -> list[str]:
 
 def _handler_environment(endpoint: str, table: str) -> None:
     """The functions' environment from template.yaml, pointed at the local table."""
+    from membership_local.runtime import LOCAL_PARAMETERS
     from membership_local.template import function_environment, load_template
 
-    env = function_environment(
-        load_template(), {"MembershipTable": table, "MembershipEventBus": "membership"}
-    )
+    template = load_template()
+    overrides = {**LOCAL_PARAMETERS, "MembershipTable": table, "MembershipEventBus": "membership"}
+    env = function_environment(template, overrides)
+    # The top-up benches pay with "test-" references: the local verifier, as the stack has.
+    env.update(function_environment(template, overrides, "TopupsFunction"))
     os.environ.update(env)
     os.environ.update(
         AWS_ENDPOINT_URL_DYNAMODB=endpoint,

@@ -12,7 +12,9 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from membership.domain.calendar import check_zone
 
 
 class Settings(BaseModel):
@@ -20,6 +22,8 @@ class Settings(BaseModel):
 
     table_name: str = "membership"
     event_bus_name: str = "membership"
+    # The program's calendar (the `ProgramTimeZone` stack parameter, which also times the
+    # monthly settlement's schedule): the one source of truth for the program's time zone.
     program_time_zone: str = "Asia/Shanghai"
     # Powertools Tracer subsegments (X-Ray SDK); off keeps cold starts short.
     detailed_tracing: bool = False
@@ -38,9 +42,9 @@ class Settings(BaseModel):
     transaction_max_attempts: int = 40
     transaction_base_delay_ms: int = 10
     transaction_max_delay_ms: int = 250
-    # "package.module.ClassName" of the PaymentVerifier top-ups use (docs/topups.md); the
-    # default accepts only "test-" references and must be replaced in production.
-    payment_verifier: str = "membership.services.payments.TestReferenceVerifier"
+    # "package.module.ClassName" of the PaymentVerifier top-ups use (docs/topups.md). The
+    # default refuses every payment: a deployment credits nothing until a provider is named.
+    payment_verifier: str = "membership.services.payments.NoPaymentProvider"
     # How long an Idempotency-Key is remembered for its first response.
     idempotency_ttl_seconds: int = 24 * 3600
 
@@ -50,6 +54,11 @@ class Settings(BaseModel):
         by_name = {k.lower(): v for k, v in (os.environ if environ is None else environ).items()}
         return cls.model_validate(
             {name: by_name[name] for name in cls.model_fields if name in by_name})
+
+    @field_validator("program_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_zone(value)
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ NOT_AT_INIT = {
     "aws_xray_sdk": "the X-Ray SDK loads only with DetailedTracing on (observability.py)",
     "phonenumbers": "phone metadata loads at signup, not at init (domain/members.py)",
     "aws_lambda_powertools.utilities.parser": "EventBridge envelopes are our own small model "
-                                              "(handlers/eventbridge.py)",
+                                              "(handlers/events.py)",
     "aws_lambda_powertools.event_handler.appsync": "only the HTTP resolver imports "
                                                    "(lean_imports.py)",
     "aws_lambda_powertools.utilities.data_classes.kafka_event": "only the HTTP resolver's "

@@ -70,7 +70,8 @@ def worker(event, context):
                 enqueue([message])  # the rest of the segment, from its checkpoint
         except Conflict as exc:
             # Another invocation owns this segment's checkpoint: it carries on, this stops.
-            logger.warning("segment taken over", extra={"code": exc.code})
+            # Or the period is report-only now: a later month was settled meanwhile.
+            logger.warning("segment not settled here", extra={"code": exc.code})
         except Exception:  # noqa: BLE001 - the message goes back to the queue, then the DLQ
             logger.exception("segment failed", extra={"messageId": record.get("messageId")})
             failures.append({"itemIdentifier": record["messageId"]})
