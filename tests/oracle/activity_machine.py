@@ -167,13 +167,18 @@ class ActivityMachine(MoneyMachine):
             self._check_in()
 
     @precondition(lambda self: self.now < LAST)
-    @rule(days=st.sampled_from([3, 6, 7]))
-    def daily_checker(self, days):
+    @rule(days=st.sampled_from([3, 6, 7]), missed=st.sampled_from([None, None, 1, 2]))
+    def daily_checker(self, days, missed):
         """A member who opens the app every morning for `days` days: streaks and their
-        bonuses (the 7th day, the 14th...) among everything else."""
-        for _ in range(days):
+        bonuses (the 7th day, the 14th...) among everything else. With `missed`, the day
+        that many days before the last was missed, and is made up at the end (a make-up
+        that closes a gap, within the window, while points and the month's limit allow)."""
+        for day in range(days, 0, -1):
             self._next_day(time(9, 0))
-            self._check_in()
+            if day - 1 != missed:
+                self._check_in()
+        if missed is not None:
+            self._check_in(self.model.local_day(self.now) - timedelta(days=missed))
 
     @rule(back=st.sampled_from([1, 1, 2, 3, 4, 0, -1]))
     def make_up(self, back):
