@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from itertools import pairwise
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 FEN_PER_YUAN = 100
 
@@ -101,6 +101,11 @@ class HoldRules(Rules):
     ttl_minutes: int = Field(alias="ttlMinutes", ge=1, le=7 * 24 * 60)
 
 
+ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
+# Why an operator moved a member's points, growth or bonus (docs/operations.md).
+DEFAULT_REASON_CODES = ("goodwill", "correction", "compensation", "campaign")
+
+
 class Program(Rules):
     id: str = Field(max_length=64)
     name: str = Field(max_length=128)
@@ -115,6 +120,8 @@ class Program(Rules):
     paid_plans: tuple[PaidPlan, ...] = Field(alias="paidPlans", default=())
     checkin: CheckinRules
     holds: HoldRules
+    reason_codes: tuple[ReasonCode, ...] = Field(
+        alias="reasonCodes", default=DEFAULT_REASON_CODES, min_length=1, max_length=50)
 
     @model_validator(mode="after")
     def _tiers_ascend_from_zero(self) -> Program:

@@ -17,6 +17,8 @@ from membership.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
     Unavailable,
 )
 from membership.observability import logger
@@ -30,6 +32,8 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (PostingTooLarge, 422),
     (InvalidRequest, 422),
     (Unavailable, 503),
+    (PreconditionFailed, 412),
+    (PreconditionRequired, 428),
 )
 
 ERROR_SCHEMA = {

@@ -10,6 +10,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
+    "membership.handlers.admin_program",
 )
 
 

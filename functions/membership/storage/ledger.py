@@ -24,6 +24,7 @@ from membership.domain.ledger import (
     PostingTooLarge,
 )
 from membership.errors import DomainError, MemberNotFound, Unavailable
+from membership.storage import usage
 from membership.storage.models import (
     LIVE_RANGE,
     EntryItem,
@@ -118,6 +119,13 @@ def commit(posting: Posting, *, new_member: bool = False,
     else:
         t.save(member, condition=MemberItem.version == posting.member_before.version)
         plan.append(("member", None))
+    # Members per tier move in the same transaction (storage.usage); pynamodb sends
+    # updates after every put, so their plan is joined last.
+    update_plan: list[tuple[str, Callable[[], Exception] | None]] = []
+    for change in usage.tier_changes(None if new_member else posting.member_before.tier_id,
+                                     posting.member.tier_id, posting.member.member_id):
+        change.add_to(t)
+        update_plan.append(("usage", usage.stale_program_error))
     guard = GuardItem(*GuardItem.key(posting.source_key), source_type=posting.source_type,
                       member_id=posting.member.member_id, created_at=now,
                       result=json.dumps(posting.result, sort_keys=True, default=str),
@@ -158,7 +166,7 @@ def commit(posting: Posting, *, new_member: bool = False,
     for item in extra:
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))
-    plan = delete_plan + plan
+    plan = delete_plan + plan + update_plan
     if len(plan) > MAX_TRANSACTION_ITEMS:
         raise PostingTooLarge(f"{len(plan)} items do not fit one transaction", items=len(plan))
     try:
