@@ -11,6 +11,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
     "membership.handlers.admin_program",
+    "membership.handlers.admin_members",
 )
 
 
