@@ -48,3 +48,22 @@ def grow(member_id, growth, key=None):
 
     return post_legs(member_id, key or f"test-growth:{uuid.uuid4().hex}", legs,
                      source_type="test", reason="test")
+
+
+def bulk_members(count, prefix="bulk"):
+    """`count` members written straight to the table (no signup gift): ids in order."""
+    from datetime import UTC, datetime
+
+    from membership.domain.members import Member, member_id_for
+
+    now = datetime.now(UTC)
+    ids = []
+    with MemberItem.batch_write() as batch:
+        for n in range(count):
+            subject = f"{prefix}-{n:06d}"
+            member_id = member_id_for(subject)
+            ids.append(member_id)
+            batch.save(MemberItem.from_domain(Member(
+                member_id=member_id, subject=subject, phone=f"+86139{n:08d}", nickname="B",
+                channel="app", created_at=now, updated_at=now, tier_id="V1", tier_since=now)))
+    return ids
