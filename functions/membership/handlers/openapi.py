@@ -12,6 +12,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_settlements",
     "membership.handlers.admin_program",
     "membership.handlers.admin_members",
+    "membership.handlers.admin_grants",
 )
 
 
