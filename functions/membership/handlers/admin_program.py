@@ -19,6 +19,7 @@ from membership.handlers.http import (
     error_responses,
     json_response,
     model_response,
+    refuse_without_scope,
     require_subject,
 )
 from membership.observability import logger, metrics, tracer
@@ -105,4 +106,4 @@ def get_version(version: Annotated[int, Path(ge=0, le=10**9)]):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    return app.resolve(event, context)
+    return refuse_without_scope(event, "admin") or app.resolve(event, context)

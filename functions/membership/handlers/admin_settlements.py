@@ -7,6 +7,7 @@ from membership.handlers.http import (
     error_responses,
     json_response,
     model_response,
+    refuse_without_scope,
     require_subject,
 )
 from membership.observability import logger, metrics, tracer
@@ -32,4 +33,4 @@ def get_settlement(period: str):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    return app.resolve(event, context)
+    return refuse_without_scope(event, "admin") or app.resolve(event, context)

@@ -7,7 +7,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.topups import RefundRequest, RefundResponse, check_idempotency_key
-from membership.handlers.http import build_app, error_responses, model_response, require_subject
+from membership.handlers.http import (
+    build_app,
+    error_responses,
+    model_response,
+    refuse_without_scope,
+    require_subject,
+)
 from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
@@ -41,4 +47,4 @@ def refund_topup(topupId: TopupId, body: RefundRequest):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    return app.resolve(event, context)
+    return refuse_without_scope(event, "admin") or app.resolve(event, context)

@@ -97,15 +97,34 @@ def _authorizer(app: APIGatewayHttpResolver):
     return app.current_event.request_context.authorizer
 
 
-def caller_scopes(app: APIGatewayHttpResolver) -> set[str]:
-    auth = _authorizer(app)
-    scopes = set(auth.jwt_scopes or [])
-    claim = (auth.jwt_claim or {}).get("scope") or (auth.jwt_claim or {}).get("scp") or ""
+def _scopes(jwt_scopes, claims) -> set[str]:
+    scopes = set(jwt_scopes or [])
+    claim = (claims or {}).get("scope") or (claims or {}).get("scp") or ""
     if isinstance(claim, str):
         scopes.update(claim.split())
     elif isinstance(claim, list):
         scopes.update(claim)
     return scopes
+
+
+def caller_scopes(app: APIGatewayHttpResolver) -> set[str]:
+    auth = _authorizer(app)
+    return _scopes(auth.jwt_scopes, auth.jwt_claim)
+
+
+def refuse_without_scope(event: dict, scope: str) -> dict | None:
+    """A 403 for an event whose token lacks `scope`, before the body is even parsed.
+
+    For functions whose every route needs one scope (the admin functions): a token
+    without it learns nothing, not even whether its body would have been valid.
+    """
+    jwt = ((event or {}).get("requestContext") or {}).get("authorizer") or {}
+    jwt = jwt.get("jwt") or {}
+    if scope in _scopes(jwt.get("scopes"), jwt.get("claims")):
+        return None
+    return {"statusCode": 403, "headers": {"Content-Type": JSON},
+            "body": json.dumps({"code": Forbidden.code,
+                                "message": f"this route needs the '{scope}' scope"})}
 
 
 def require_subject(app: APIGatewayHttpResolver, scope: str) -> str:
