@@ -68,7 +68,7 @@ def _members(count: int, prefix: str) -> list[str]:
     return ids
 
 
-def _direct(member_ids: list[str], concurrency: int, grant_id: str = "direct") -> float:
+def _direct(member_ids: list[str], concurrency: int) -> float:
     from membership.domain.grants import apply_points, source_key
     from membership.services.ledger import post_legs
 
