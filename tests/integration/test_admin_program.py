@@ -15,6 +15,7 @@ from membership.handlers import admin_program
 from membership.services import program_admin
 from membership.storage import program as program_store
 from membership.storage import usage
+from membership.storage.models import MemberItem
 from membership.storage.program_versions import ProgramVersionItem
 from membership.storage.table import connection
 
@@ -265,3 +266,20 @@ def test_running_functions_pick_up_a_version_within_their_cache_time(
     ttl = program_store.get_settings().program_cache_seconds
     monkeypatch.setattr(program_store.time, "monotonic", lambda: cached_at + ttl + 0.001)
     assert program_store.load_program().name == "New name"
+
+
+def test_seeded_members_are_counted_in_their_tiers(table):
+    import os
+
+    import botocore.session
+
+    from membership_local.seed import seed_members
+
+    client = botocore.session.get_session().create_client(
+        "dynamodb", region_name="us-east-1", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
+    seed_members(client, table, 30, "2025-02", threads=2)
+    held = {}
+    for item in MemberItem.scan(MemberItem.SK == "MEMBER"):
+        held[item.tier_id] = held.get(item.tier_id, 0) + 1
+    assert sum(held.values()) == 30
+    assert {t: usage.read_usage("tier", t).count for t in held} == held
