@@ -248,6 +248,10 @@ Try it:
     -d '{{"phone":"13812345678","nickname":"Demo","channel":"app","storeId":"store-001"}}'
   curl -s {api}/v1/members/me -H "Authorization: Bearer $TOKEN"
 
+Operators (docs/operations.md):
+  ADMIN=$(membership-local token --sub ops-demo --scope admin)
+  curl -si {api}/v1/admin/program -H "Authorization: Bearer $ADMIN"
+
 Ctrl-C stops everything.
 """,
         flush=True,
