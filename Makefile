@@ -6,11 +6,13 @@ SAM_VENV := .venv-sam
 # Test processes: each gets its own DynamoDB Local; the e2e stack runs on one of them.
 TEST_WORKERS ?= 3
 
-.PHONY: run test bench lint unit integration e2e clean
+.PHONY: run test bench build lint unit integration e2e clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# Replaced by phonenumberslite, which installs the same module: not both in one venv.
+	$(BIN)/pip uninstall --quiet --yes phonenumbers 2>/dev/null || true
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -42,8 +44,14 @@ integration: deps
 e2e: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e
 
-bench: deps
-	$(BIN)/python -m bench
+# BENCH_ARGS: e.g. --callgrind (CPU instruction counts of the cold starts), --strict.
+bench: deps $(SAM_VENV)/.installed
+	SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/python -m bench $(BENCH_ARGS)
+
+# `sam build` (README, Deploy) with the functions' Python, 3.12, first on PATH.
+build: deps $(SAM_VENV)/.installed
+	@py="$$($(BIN)/python -m membership_local.build python)" && \
+		PATH="$$(dirname "$$py"):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build
 
 lint: deps
 	$(BIN)/ruff check functions infra tests bench

@@ -177,6 +177,3 @@ def _use_table(name: str) -> None:
     table = sys.modules.get("membership.storage.table")
     if table is not None:
         table.reset_connections()
-    grants = sys.modules.get("membership.handlers.admin_grants")
-    if grants is not None:
-        grants._sqs = None  # a client for the queue URL of this run

@@ -104,6 +104,9 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", default="membership")
     parser.add_argument("--event-bus", default="membership")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--program-time-zone", metavar="ZONE",
+                        help="the ProgramTimeZone parameter, e.g. Pacific/Auckland "
+                             "(default: the template's)")
     parser.add_argument("--quiet", action="store_true", help="no access log lines")
 
 
@@ -137,10 +140,13 @@ def up(args: argparse.Namespace) -> int:
         create_table(db.endpoint, args.table, args.region, template=template)
         events_url = f"http://127.0.0.1:{args.events_port}"
         queues_url = f"http://127.0.0.1:{args.queues_port}"
+        refs = queue_refs(template, queues_url, args.region)
+        if args.program_time_zone:
+            refs["ProgramTimeZone"] = args.program_time_zone
         env = lambda_environment(
             template, table_name=args.table, dynamodb_endpoint=db.endpoint,
             events_endpoint=events_url, event_bus_name=args.event_bus, region=args.region,
-            refs=queue_refs(template, queues_url, args.region),
+            refs=refs,
         )
         env["AWS_ENDPOINT_URL_SQS"] = queues_url
         apply_environment(env)
@@ -190,6 +196,7 @@ def up(args: argparse.Namespace) -> int:
             "event_bus": args.event_bus,
             "queues_url": queues_url,
             "streams": poller.running,
+            "program_time_zone": os.environ.get("PROGRAM_TIME_ZONE"),
         }
         stack_file().write_text(json.dumps(stack, indent=2))
         running.append(_forget_stack)
@@ -247,6 +254,7 @@ Try it:
     -H 'content-type: application/json' \\
     -d '{{"phone":"13812345678","nickname":"Demo","channel":"app","storeId":"store-001"}}'
   curl -s {api}/v1/members/me -H "Authorization: Bearer $TOKEN"
+  curl -s -X POST {api}/v1/members/me/checkins -H "Authorization: Bearer $TOKEN"
 
 Operators (docs/operations.md):
   ADMIN=$(membership-local token --sub ops-demo --scope admin)

@@ -339,12 +339,11 @@ class LocalQueues:
         failed_ids: set[str] = set()
         error = ""
         try:
-            handler = self.handlers.get(source.handler)
             context = lambda_context(function_name=source.function_id,
                                      timeout=float(function_timeout(self.template,
                                                                     source.function_id)))
             event = {"Records": [self._record(source, m) for m in batch]}
-            result = handler(json.loads(json.dumps(event)), context)
+            result = self.handlers.invoke(source.handler, json.loads(json.dumps(event)), context)
             if source.report_batch_item_failures and isinstance(result, dict):
                 failed_ids = {f.get("itemIdentifier") for f in
                               result.get("batchItemFailures") or []}

@@ -28,7 +28,6 @@ def queue(table, monkeypatch, reset_caches):
         monkeypatch.setenv("GRANT_QUEUE_URL", url)
         monkeypatch.setenv("GRANT_CHUNK_SIZE", "100")
         reset_caches()
-        monkeypatch.setattr(admin_grants, "_sqs", None)  # a client created inside the mock
         yield sqs, url
     reset_caches()
 

@@ -11,6 +11,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
+from membership import aws
 from membership.config import get_settings
 from membership.domain.grants import GrantRequest, GrantView
 from membership.handlers.http import (
@@ -28,16 +29,10 @@ app = build_app()
 
 GrantId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$", description="The grant's id")]
 MAX_BATCH = 10  # SendMessageBatch's limit
-_sqs = None
 
 
 def _sqs_client():
-    global _sqs
-    if _sqs is None:
-        import botocore.session  # botocore alone: boto3's resource layer is not needed
-
-        _sqs = botocore.session.get_session().create_client("sqs")
-    return _sqs
+    return aws.client("sqs")
 
 
 def enqueue(messages: list[dict]) -> None:
