@@ -1,6 +1,8 @@
 """Every admin route of the OpenAPI document refuses `member` and `orders` tokens, both at
-the gateway (the route's authorization scopes) and in the function itself (before it parses
-anything). Table-driven: a new admin route is covered the day it is documented."""
+the gateway (the route's authorization scopes) and in the function itself: its resolver is
+built with the admin scope in the shared HTTP layer (handlers.http), which refuses before
+it parses anything, whatever the body. Table-driven: a new admin route is covered the day
+it is documented."""
 from __future__ import annotations
 
 import importlib
@@ -61,6 +63,76 @@ def test_the_function_refuses_other_scopes(method, path, scope):
     response = handler(event, lambda_context())
     assert response["statusCode"] == 403
     assert json.loads(response["body"])["code"] == "forbidden"
+
+
+def _app_of(method: str, path: str):
+    module, _, _name = ROUTES[(method, path)].handler.rpartition(".")
+    return importlib.import_module(module).app
+
+
+@pytest.mark.parametrize("method, path", ADMIN)
+def test_the_function_is_built_with_the_admin_scope_in_the_shared_http_layer(method, path):
+    # The check lives in handlers.http (GuardedResolver), not in each handler's code.
+    assert _app_of(method, path).required_scope == "admin"
+
+
+# Bodies every check after the scope would refuse with its own 4xx (400, 415, 422).
+UNPARSED_BODIES = {
+    "not_json": ("{", "application/json"),
+    "wrong_media_type": ("grantId=x", "application/x-www-form-urlencoded"),
+    "control_characters": ('{"note": "\u0007"}', "application/json"),
+    "schema_violation": ('{"unexpected": true}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("body", sorted(UNPARSED_BODIES))
+@pytest.mark.parametrize("scope", ["member", "orders"])
+@pytest.mark.parametrize("method, path", ADMIN)
+def test_the_function_refuses_other_scopes_before_parsing_the_body(method, path, scope, body):
+    raw, content_type = UNPARSED_BODIES[body]
+    route = ROUTES[(method, path)]
+    module, _, name = route.handler.rpartition(".")
+    handler = getattr(importlib.import_module(module), name)
+    event = member_event(method, concrete(path), None, sub="intruder", scopes=[scope],
+                         route_key=f"{method} {path}", headers={"content-type": content_type})
+    event["body"] = raw
+    response = handler(event, lambda_context())
+    assert response["statusCode"] == 403, response
+    assert json.loads(response["body"])["code"] == "forbidden"
+
+
+def test_a_token_without_any_scope_is_refused_by_an_admin_function():
+    from membership.handlers import admin_members
+
+    event = member_event("GET", concrete("/v1/admin/members/{memberId}"), None, sub="x",
+                         scopes=[], route_key="GET /v1/admin/members/{memberId}")
+    assert admin_members.handler(event, lambda_context())["statusCode"] == 403
+
+
+def test_a_scoped_resolver_answers_its_scope_and_refuses_the_others():
+    from membership.handlers.http import build_app
+
+    app = build_app(scope="admin")
+    called = []
+
+    @app.get("/v1/admin/ping")
+    def ping():
+        called.append(True)
+        return {"ok": True}
+
+    def call(scopes):
+        event = member_event("GET", "/v1/admin/ping", None, sub="op", scopes=scopes,
+                             route_key="GET /v1/admin/ping")
+        return app.resolve(event, lambda_context())["statusCode"]
+
+    assert (call(["member"]), called) == (403, [])
+    assert (call(["admin"]), called) == (200, [True])
+
+
+def test_a_resolver_without_a_scope_leaves_authorization_to_its_routes():
+    from membership.handlers.http import build_app
+
+    assert build_app().required_scope is None
 
 
 class RecordingHandlers:

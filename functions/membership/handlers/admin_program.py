@@ -14,18 +14,18 @@ from membership.domain.program_admin import (
     ProgramVersionView,
 )
 from membership.handlers.http import (
+    ADMIN_SCOPE,
     JSON,
     build_app,
     error_responses,
     json_response,
     model_response,
-    refuse_without_scope,
     require_subject,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import program_admin
 
-app = build_app()
+app = build_app(scope=ADMIN_SCOPE)
 
 
 def _with_etag(body: ProgramVersionView, tag: str) -> Response:
@@ -106,4 +106,4 @@ def get_version(version: Annotated[int, Path(ge=0, le=10**9)]):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    return refuse_without_scope(event, "admin") or app.resolve(event, context)
+    return app.resolve(event, context)

@@ -33,6 +33,8 @@ from membership.errors import (
 from membership.observability import logger
 
 JSON = "application/json"
+# The operators' scope: every /v1/admin route needs it.
+ADMIN_SCOPE = "admin"
 # Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
 # needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
 IDEMPOTENCY_EXTENSION = "x-idempotency-key"
@@ -162,7 +164,8 @@ def check_request(event: Mapping[str, Any]) -> None:
 
 
 class GuardedResolver(APIGatewayHttpResolver):
-    """The resolver every HTTP function uses: `check_request` runs before any route.
+    """The resolver every HTTP function uses: the function's scope (if it has one), then
+    `check_request`, run before any route.
 
     Powertools keeps the request being resolved on the resolver (the event on a class
     attribute shared by every router, route arguments and validated values in
@@ -172,6 +175,10 @@ class GuardedResolver(APIGatewayHttpResolver):
     """
 
     _per_thread = threading.local()
+
+    def __init__(self, *args, required_scope: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.required_scope = required_scope
 
     @property
     def current_event(self):
@@ -200,6 +207,12 @@ class GuardedResolver(APIGatewayHttpResolver):
         self._per_thread.context = value
 
     def resolve(self, event, context):
+        # A token without the function's scope learns nothing, not even whether its body
+        # would have parsed: refused before any check of the request.
+        if self.required_scope is not None:
+            refused = refuse_without_scope(event, self.required_scope)
+            if refused is not None:
+                return refused
         try:
             check_request(event)
         except Refusal as refused:
@@ -213,8 +226,10 @@ class GuardedResolver(APIGatewayHttpResolver):
         return super().resolve(event, context)
 
 
-def build_app() -> APIGatewayHttpResolver:
-    app = GuardedResolver(enable_validation=True)
+def build_app(scope: str | None = None) -> GuardedResolver:
+    """The function's resolver; with `scope`, every route of it needs that scope (the
+    admin functions: `build_app(scope=ADMIN_SCOPE)`), checked before anything else."""
+    app = GuardedResolver(enable_validation=True, required_scope=scope)
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
@@ -269,11 +284,8 @@ def caller_scopes(app: APIGatewayHttpResolver) -> set[str]:
 
 
 def refuse_without_scope(event: dict, scope: str) -> dict | None:
-    """A 403 for an event whose token lacks `scope`, before the body is even parsed.
-
-    For functions whose every route needs one scope (the admin functions): a token
-    without it learns nothing, not even whether its body would have been valid.
-    """
+    """A 403 for an event whose token lacks `scope`, read from the raw event before the
+    body is even parsed (GuardedResolver.resolve, for functions built with a scope)."""
     jwt = ((event or {}).get("requestContext") or {}).get("authorizer") or {}
     jwt = jwt.get("jwt") or {}
     if scope in _scopes(jwt.get("scopes"), jwt.get("claims")):
