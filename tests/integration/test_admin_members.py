@@ -115,6 +115,25 @@ def test_freezing_a_frozen_member_changes_nothing(table, apigw_event, lambda_con
     assert member(member_id).version == version
 
 
+def test_freeze_unfreeze_and_freeze_in_one_instant_are_three_records(table, apigw_event,
+                                                                    lambda_context):
+    # Found by the money oracle: the audit record's key was the instant, action and
+    # operator, so the second freeze collided with the first and answered 500.
+    from membership.domain.member_status import StatusChange
+    from membership.services import admin_members as service
+
+    member_id = signup(apigw_event, lambda_context)
+    now = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    for status in ("frozen", "active", "frozen"):
+        _, changed = service.change_status(
+            member_id, StatusChange(status=status, reason=f"to {status}"), actor=OPERATOR,
+            now=now)
+        assert changed
+    body = view(apigw_event, lambda_context, member_id)[1]
+    assert body["status"]["status"] == "frozen"
+    assert sorted(a["action"] for a in body["auditTrail"]) == ["frozen", "frozen", "unfrozen"]
+
+
 def test_status_changes_need_a_reason_and_a_known_status(table, apigw_event, lambda_context):
     member_id = signup(apigw_event, lambda_context)
     for body in ({"status": "frozen"}, {"status": "frozen", "reason": "  "},

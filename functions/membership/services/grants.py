@@ -105,7 +105,7 @@ def apply_chunk(grant_id: str, chunk: int, member_ids: list[str],
         try:
             post_legs(member_id, rules.source_key(grant_id, member_id),
                       lambda b: apply(b, grant), source_type="grant",
-                      reason=grant.reason_code, actor=grant.created_by)
+                      reason=grant.reason_code, actor=grant.created_by, now=now)
         except Unavailable:
             raise
         except DomainError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import datetime
 
 from pynamodb.attributes import UnicodeAttribute
@@ -93,10 +94,15 @@ def change_status(member_id: str, status: str, reason: str, actor: str, now: dat
     else:
         differs = MemberItem.status == "frozen"
 
+    # Unique per change, the same across its retries: two changes in one instant (freeze,
+    # unfreeze, freeze) are three records, and a retry of a change that committed finds
+    # the status already so.
+    discriminator = f"{action}:{uuid.uuid4().hex}"
+
     def attempt() -> bool:
         t = TransactWrite(connection=connection())
         t.save(audit_item(member_id, action, actor, now, reason=reason,
-                          details={"status": status}),
+                          details={"status": status}, discriminator=discriminator),
                condition=AuditItem.PK.does_not_exist())
         t.update(item, actions=[MemberItem.status.set(status),
                                 MemberItem.status_reason.set(reason),
