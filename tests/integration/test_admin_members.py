@@ -75,6 +75,7 @@ def test_the_operators_view_shows_everything_a_service_desk_needs(table, apigw_e
     assert body["status"] == {"status": "active", "reason": None, "changedAt": None}
     assert body["tier"]["id"] == "V1" and body["nextTier"]["id"] == "V2"
     assert body["balance"] == {"principal": 4_000, "bonus": 0, "total": 4_000}
+    assert body["debts"] == {"points": 0, "bonus": 0}
     assert body["points"]["available"] == 350
     assert sum(lot["remaining"] for lot in body["points"]["lots"]) == 350
     assert [h["holdId"] for h in body["openHolds"]] == ["SO-9"]
@@ -226,6 +227,21 @@ def test_a_hold_placed_before_the_freeze_can_still_be_paid(table, apigw_event, l
     freeze(apigw_event, lambda_context, member_id)
     answer = order_events.handler(paid_event(member_id, "SO-4", balance=2_000), lambda_context)
     assert answer["result"]["capturedHold"]
+
+
+def test_a_frozen_member_cannot_pay_for_a_make_up_but_still_checks_in(frozen):
+    from membership.domain.checkins import CheckinRequest
+    from membership.services import checkins
+
+    later = datetime.now(UTC) + timedelta(days=2)
+    missed = (later.astimezone(calendar.zone("Asia/Shanghai")) - timedelta(days=1)).date()
+    with pytest.raises(MemberFrozen):
+        checkins.check_in("frozen-one", CheckinRequest.model_validate(
+            {"date": missed.isoformat()}), now=later)
+    assert checkins.check_in("frozen-one", CheckinRequest.model_validate({}),
+                             now=later)["points"] == 5
+    assert member(frozen).points_available == 605
+    assert reconcile_member(frozen) == []
 
 
 def test_unfreezing_lets_the_member_spend_again(frozen, apigw_event, lambda_context):

@@ -16,6 +16,7 @@ from membership.domain.members import (
     ApiModel,
     BalanceView,
     BenefitView,
+    DebtsView,
     NextTier,
     PaidPlanView,
     is_stored_value_member,
@@ -102,6 +103,7 @@ class AdminMemberView(ApiModel):
     growth: GrowthDetail
     points: PointsDetail
     balance: BalanceView
+    debts: DebtsView = Field(description="Value owed back, paid first by later credits")
     stored_value_member: bool = Field(alias="storedValueMember")
     topup_total: int = Field(alias="topupTotal")
     benefits: list[BenefitView]
@@ -173,6 +175,7 @@ def admin_view_of(state: LedgerState, entries: list[Entry], audit: list[AuditVie
                             lots=[_lot(lot, tz) for lot in lots]),
         balance=BalanceView(principal=m.balance_principal, bonus=m.balance_bonus,
                             total=m.balance_principal + m.balance_bonus),
+        debts=DebtsView(points=m.points_debt, bonus=m.bonus_debt),
         storedValueMember=is_stored_value_member(m, program), topupTotal=m.topup_total,
         benefits=[BenefitView(code=b.code, name=b.name)
                   for b in member_benefits(m, program, now)],
