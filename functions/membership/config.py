@@ -47,6 +47,12 @@ class Settings(BaseModel):
     payment_verifier: str = "membership.services.payments.NoPaymentProvider"
     # How long an Idempotency-Key is remembered for its first response.
     idempotency_ttl_seconds: int = 24 * 3600
+    # Bulk grants (docs/operations.md): the queue that fans out chunks of members, the
+    # members per chunk (one SQS message, one progress item), and how many postings a
+    # worker writes at once.
+    grant_queue_url: str = ""
+    grant_chunk_size: int = 100
+    grant_write_concurrency: int = 8
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

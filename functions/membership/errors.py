@@ -46,3 +46,15 @@ class Unavailable(DomainError):
     """The store stayed contended or throttled past the retry budget."""
 
     code = "temporarily_unavailable"
+
+
+class PreconditionRequired(DomainError):
+    """A write that must name the version it read (If-Match) did not."""
+
+    code = "precondition_required"
+
+
+class PreconditionFailed(DomainError):
+    """The version a write named is no longer the current one."""
+
+    code = "precondition_failed"

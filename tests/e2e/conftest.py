@@ -45,6 +45,7 @@ def _command() -> list[str]:
 def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("membership-local")
     api_port, dynamodb_port, events_port = free_port(), free_port(), free_port()
+    queues_port = free_port()
     log = home / "up.log"
     env = {**os.environ, "MEMBERSHIP_LOCAL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     for name in ("AWS_ENDPOINT_URL_DYNAMODB", "TABLE_NAME"):
@@ -52,7 +53,8 @@ def stack(tmp_path_factory):
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*_command(), "up", "--api-port", str(api_port), "--dynamodb-port", str(dynamodb_port),
-             "--events-port", str(events_port), "--table", f"e2e-{uuid.uuid4().hex[:8]}"],
+             "--events-port", str(events_port), "--queues-port", str(queues_port),
+             "--table", f"e2e-{uuid.uuid4().hex[:8]}"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # its own group: the teardown signals all of it
         )

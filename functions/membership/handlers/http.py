@@ -26,11 +26,15 @@ from membership.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
     Unavailable,
 )
 from membership.observability import logger
 
 JSON = "application/json"
+# The operators' scope: every /v1/admin route needs it.
+ADMIN_SCOPE = "admin"
 # Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
 # needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
 IDEMPOTENCY_EXTENSION = "x-idempotency-key"
@@ -42,6 +46,8 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (PostingTooLarge, 422),
     (InvalidRequest, 422),
     (Unavailable, 503),
+    (PreconditionFailed, 412),
+    (PreconditionRequired, 428),
 )
 
 ERROR_SCHEMA = {
@@ -158,7 +164,8 @@ def check_request(event: Mapping[str, Any]) -> None:
 
 
 class GuardedResolver(APIGatewayHttpResolver):
-    """The resolver every HTTP function uses: `check_request` runs before any route.
+    """The resolver every HTTP function uses: the function's scope (if it has one), then
+    `check_request`, run before any route.
 
     Powertools keeps the request being resolved on the resolver (the event on a class
     attribute shared by every router, route arguments and validated values in
@@ -168,6 +175,10 @@ class GuardedResolver(APIGatewayHttpResolver):
     """
 
     _per_thread = threading.local()
+
+    def __init__(self, *args, required_scope: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.required_scope = required_scope
 
     @property
     def current_event(self):
@@ -196,6 +207,12 @@ class GuardedResolver(APIGatewayHttpResolver):
         self._per_thread.context = value
 
     def resolve(self, event, context):
+        # A token without the function's scope learns nothing, not even whether its body
+        # would have parsed: refused before any check of the request.
+        if self.required_scope is not None:
+            refused = refuse_without_scope(event, self.required_scope)
+            if refused is not None:
+                return refused
         try:
             check_request(event)
         except Refusal as refused:
@@ -209,8 +226,10 @@ class GuardedResolver(APIGatewayHttpResolver):
         return super().resolve(event, context)
 
 
-def build_app() -> APIGatewayHttpResolver:
-    app = GuardedResolver(enable_validation=True)
+def build_app(scope: str | None = None) -> GuardedResolver:
+    """The function's resolver; with `scope`, every route of it needs that scope (the
+    admin functions: `build_app(scope=ADMIN_SCOPE)`), checked before anything else."""
+    app = GuardedResolver(enable_validation=True, required_scope=scope)
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
@@ -249,15 +268,31 @@ def _authorizer(app: APIGatewayHttpResolver):
     return app.current_event.request_context.authorizer
 
 
-def caller_scopes(app: APIGatewayHttpResolver) -> set[str]:
-    auth = _authorizer(app)
-    scopes = set(auth.jwt_scopes or [])
-    claim = (auth.jwt_claim or {}).get("scope") or (auth.jwt_claim or {}).get("scp") or ""
+def _scopes(jwt_scopes, claims) -> set[str]:
+    scopes = set(jwt_scopes or [])
+    claim = (claims or {}).get("scope") or (claims or {}).get("scp") or ""
     if isinstance(claim, str):
         scopes.update(claim.split())
     elif isinstance(claim, list):
         scopes.update(claim)
     return scopes
+
+
+def caller_scopes(app: APIGatewayHttpResolver) -> set[str]:
+    auth = _authorizer(app)
+    return _scopes(auth.jwt_scopes, auth.jwt_claim)
+
+
+def refuse_without_scope(event: dict, scope: str) -> dict | None:
+    """A 403 for an event whose token lacks `scope`, read from the raw event before the
+    body is even parsed (GuardedResolver.resolve, for functions built with a scope)."""
+    jwt = ((event or {}).get("requestContext") or {}).get("authorizer") or {}
+    jwt = jwt.get("jwt") or {}
+    if scope in _scopes(jwt.get("scopes"), jwt.get("claims")):
+        return None
+    return {"statusCode": 403, "headers": {"Content-Type": JSON},
+            "body": json.dumps({"code": Forbidden.code,
+                                "message": f"this route needs the '{scope}' scope"})}
 
 
 def require_subject(app: APIGatewayHttpResolver, scope: str) -> str:

@@ -20,6 +20,9 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
+    "membership.handlers.admin_program",
+    "membership.handlers.admin_members",
+    "membership.handlers.admin_grants",
     "membership.handlers.checkins",
     "membership.handlers.tasks",
 )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from membership.config import get_settings
 from membership.domain.ledger import LedgerState, PostingBuilder
+from membership.domain.member_status import ensure_may_spend
 from membership.domain.members import member_id_for
 from membership.domain.topups import (
     IdempotencyKeyReused,
@@ -123,6 +124,7 @@ def top_up(subject: str, idempotency_key: str, request: TopupRequest,
     source_key = topup_source_key(request.payment_reference)
 
     def build(state: LedgerState):
+        ensure_may_spend(state.member, "topup")
         builder = PostingBuilder(state, program, source_key=source_key, source_type="topup",
                                  reason="topup", actor=f"member:{member_id}", now=now)
         record = apply_topup(builder, program, amount=request.amount,
