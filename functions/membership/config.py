@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     payment_verifier: str = "membership.services.payments.TestReferenceVerifier"
     # How long an Idempotency-Key is remembered for its first response.
     idempotency_ttl_seconds: int = 24 * 3600
+    # Payment providers (docs/payments.md): the Secrets Manager secret of each (empty: that
+    # provider is not configured), how long a read secret is kept, the providers' API
+    # endpoints, the timeout of one call to them, and how far a notification's signing
+    # time may be from now.
+    wechatpay_secret_name: str = ""
+    alipay_secret_name: str = ""
+    payment_secret_cache_seconds: int = 300
+    wechatpay_endpoint: str = "https://api.mch.weixin.qq.com"
+    alipay_endpoint: str = "https://openapi.alipay.com/gateway.do"
+    payment_provider_timeout_seconds: float = 4.0
+    payment_notification_window_seconds: int = 300
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from membership.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    Unauthenticated,
     Unavailable,
 )
 from membership.observability import logger
@@ -26,6 +27,7 @@ JSON = "application/json"
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
+    (Unauthenticated, 401),
     (Forbidden, 403),
     (PostingTooLarge, 422),
     (InvalidRequest, 422),

@@ -10,6 +10,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
+    "membership.handlers.payment_notifications",
 )
 
 
@@ -34,4 +35,7 @@ def build_openapi_document() -> dict:
             document["paths"].setdefault(path, {}).update(item)
         document["components"]["schemas"].update(
             schema.get("components", {}).get("schemas", {}))
+        # Routes authenticated otherwise (a provider's signature) override the bearer token.
+        for method, path in getattr(importlib.import_module(name), "UNAUTHENTICATED_ROUTES", ()):
+            document["paths"][path][method]["security"] = []
     return document
