@@ -28,7 +28,7 @@ CURRENCY = "CNY"
 MAX_ATTACH = 128
 _MEMBER_ID = re.compile(r"^M[a-z2-7]{24}$")
 _PART = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_YUAN = re.compile(r"^\d{1,8}(\.\d{1,2})?$")
+_YUAN = re.compile(r"^[0-9]{1,8}(\.[0-9]{1,2})?$")
 
 
 # ---- errors -------------------------------------------------------------------------
