@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from membership.domain.members import member_id_for
 from membership.domain.payments import (
     Merchant,
     NotificationExpired,
@@ -23,7 +24,6 @@ from membership.domain.payments import (
     topup_attach,
     yuan_to_fen,
 )
-from membership.domain.members import member_id_for
 from membership.domain.topups import PaymentNotVerified
 
 MEMBER = member_id_for("user-a")
@@ -33,9 +33,9 @@ NOW = datetime(2026, 3, 14, 4, 0, tzinfo=UTC)
 
 
 def payment(**changes) -> ProviderPayment:
-    fields = dict(channel="wechat_pay", reference="WX1", transaction_id="4200", amount=10_000,
-                  state=PaymentState.PAID, currency="CNY", merchant_id="1900000109",
-                  app_id="wx-app", attach=topup_attach(MEMBER))
+    fields = {"channel": "wechat_pay", "reference": "WX1", "transaction_id": "4200",
+              "amount": 10_000, "state": PaymentState.PAID, "currency": "CNY",
+              "merchant_id": "1900000109", "app_id": "wx-app", "attach": topup_attach(MEMBER)}
     return ProviderPayment(**{**fields, **changes})
 
 
