@@ -484,8 +484,11 @@ class LocalSecrets:
     AWS_ENDPOINT_URL_SECRETS_MANAGER, as they reach Secrets Manager in AWS."""
 
     def __init__(self, port: int) -> None:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per secret read
         self.port = port
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 
