@@ -79,7 +79,8 @@ class Outcome:
 
 REGISTRY: list[Operation] = []
 # Modules of this package that are machinery; every other one holds operations.
-_NOT_OPERATIONS = {"__main__", "dynamo", "importtime", "operations"}
+_NOT_OPERATIONS = {"__main__", "dynamo", "operations", "coldstart", "coldstart_probe",
+                   "coldstart_seed"}
 
 
 def load_operation_modules() -> None:

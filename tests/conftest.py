@@ -24,6 +24,8 @@ os.environ.setdefault("EVENT_BUS_NAME", "membership")
 os.environ.setdefault("PROGRAM_TIME_ZONE", "Asia/Shanghai")
 
 SESSION_TABLE = "membership-test"
+# A deploy's default verifier refuses every payment; the tests pay with "test-" references.
+TEST_PAYMENT_VERIFIER = "membership.services.payments.TestReferenceVerifier"
 
 # Speed is measured by `make bench`, not by tests: a per-example deadline only turns a busy
 # machine into a flaky failure. Hypothesis runs with no deadline in every test.
@@ -48,6 +50,20 @@ def reset_membership_caches() -> None:
     forget = getattr(program, "forget_cached_program", None)
     if forget is not None:
         forget()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_payment_verifier():
+    """Opt into the test verifier for the whole session, as the local stack does."""
+    saved = os.environ.get("PAYMENT_VERIFIER")
+    os.environ["PAYMENT_VERIFIER"] = TEST_PAYMENT_VERIFIER
+    reset_membership_caches()
+    yield TEST_PAYMENT_VERIFIER
+    if saved is None:
+        os.environ.pop("PAYMENT_VERIFIER", None)
+    else:
+        os.environ["PAYMENT_VERIFIER"] = saved
+    reset_membership_caches()
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +109,20 @@ def table(dynamodb_local):
 def reset_caches():
     """`reset_caches()` after changing TABLE_NAME by hand (tests that use two tables)."""
     return reset_membership_caches
+
+
+@pytest.fixture
+def deployed_in(table, monkeypatch, reset_caches):
+    """deployed_in(zone): the functions' PROGRAM_TIME_ZONE, as the stack parameter sets it."""
+
+    def deploy(zone: str) -> str:
+        monkeypatch.setenv("PROGRAM_TIME_ZONE", zone)
+        reset_caches()
+        return zone
+
+    yield deploy
+    monkeypatch.undo()
+    reset_caches()
 
 
 @pytest.fixture
@@ -171,6 +201,9 @@ def fake_providers(provider_keys, monkeypatch):
 
 def _reset_payment_caches() -> None:
     reset_membership_caches()
+    aws = sys.modules.get("membership.aws")
+    if aws is not None:  # clients made before moto's mock would bypass it
+        aws.reset()
     secrets = sys.modules.get("membership.services.payment_secrets")
     if secrets is not None:
         secrets.reset()

@@ -68,4 +68,6 @@ if get_settings().detailed_tracing:
     # botocore only: the default patch list imports boto3 and more at cold start.
     tracer = Tracer(patch_modules=("botocore",))
 else:
-    tracer = Tracer(disabled=True, provider=_SilentProvider())
+    # Not `disabled=True`: a disabled Tracer imports the X-Ray SDK to switch it off. The
+    # silent provider records nothing, so the decorators cost a few no-op calls.
+    tracer = Tracer(disabled=False, auto_patch=False, provider=_SilentProvider())

@@ -24,6 +24,16 @@ TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javas
               "application/x-www-form-urlencoded", "application/problem+json")
 
 
+def _is_utf8(data: bytes) -> bool:
+    # A "text" body that is not UTF-8 cannot travel as a JSON string: it goes base64-encoded,
+    # and the function sees the bytes it was sent.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def jwt_authorizer_context(claims: Mapping[str, object], scopes: list[str] | None) -> dict:
     """requestContext.authorizer as the JWT authorizer fills it: every claim as a string."""
     return {"jwt": {"claims": {k: _claim_string(v) for k, v in claims.items()}, "scopes": scopes}}
@@ -86,7 +96,7 @@ def http_event(
     if isinstance(body, bytes):
         text_type = hdrs.get("content-type", "").startswith(TEXT_TYPES)
         if is_base64_encoded is None:
-            is_base64_encoded = not text_type
+            is_base64_encoded = not text_type or not _is_utf8(body)
         body = base64.b64encode(body).decode() if is_base64_encoded else body.decode()
     hdrs.setdefault("host", domain_name)
     hdrs.setdefault("user-agent", "membership-local")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .runtime import apply_environment, lambda_environment
+from .runtime import apply_environment, lambda_environment, stack_parameters
 from .template import load_template
 
 
@@ -20,5 +20,6 @@ def attach_to_stack(table: str | None = None) -> dict:
         load_template(), table_name=table or stack["table"],
         dynamodb_endpoint=stack["dynamodb_endpoint"], events_endpoint=stack["events_url"],
         event_bus_name=stack["event_bus"], region=stack["region"],
+        refs=stack_parameters(stack),
     ))
     return stack

@@ -102,6 +102,9 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", default="membership")
     parser.add_argument("--event-bus", default="membership")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--program-time-zone", metavar="ZONE",
+                        help="the ProgramTimeZone parameter, e.g. Pacific/Auckland "
+                             "(default: the template's)")
     parser.add_argument("--quiet", action="store_true", help="no access log lines")
     parser.add_argument("--payment-verifier", choices=["test", "providers"], default="test",
                         help="what verifies the app's top-ups: 'test-' references (test), or "
@@ -169,10 +172,12 @@ def up(args: argparse.Namespace) -> int:
         events_url = f"http://127.0.0.1:{args.events_port}"
         fake_providers, payments, payment_env, payment_refs = _start_payment_providers(
             args, f"http://{args.host}:{args.api_port}", running)
+        parameters = ({"ProgramTimeZone": args.program_time_zone}
+                      if args.program_time_zone else {})
         apply_environment({**lambda_environment(
             template, table_name=args.table, dynamodb_endpoint=db.endpoint,
             events_endpoint=events_url, event_bus_name=args.event_bus, region=args.region,
-            refs=payment_refs,
+            refs={**parameters, **payment_refs},
         ), **payment_env})
         _seed_program()
         handlers = Handlers()
@@ -213,6 +218,7 @@ def up(args: argparse.Namespace) -> int:
             "events_url": events_url,
             "event_bus": args.event_bus,
             "streams": poller.running,
+            "program_time_zone": os.environ.get("PROGRAM_TIME_ZONE"),
             **payments,
         }
         stack_file().write_text(json.dumps(stack, indent=2))
@@ -271,6 +277,7 @@ Try it:
     -H 'content-type: application/json' \\
     -d '{{"phone":"13812345678","nickname":"Demo","channel":"app","storeId":"store-001"}}'
   curl -s {api}/v1/members/me -H "Authorization: Bearer $TOKEN"
+  curl -s -X POST {api}/v1/members/me/checkins -H "Authorization: Bearer $TOKEN"
   membership-local pay wechatpay --sub demo-user --amount 50000   # paid, notified, credited
 
 Ctrl-C stops everything.

@@ -246,11 +246,10 @@ class EventBus:
         route = delivery.route
         delivery.attempts += 1
         try:
-            handler = self.handlers.get(route.handler)
             context = lambda_context(function_name=route.function_id,
                                      timeout=float(function_timeout(self.template,
                                                                     route.function_id)))
-            handler(json.loads(json.dumps(delivery.event)), context)
+            self.handlers.invoke(route.handler, json.loads(json.dumps(delivery.event)), context)
             self.delivered.append((route.name, delivery.event))
         except Exception as exc:  # noqa: BLE001 - any failure is a failed invocation
             delivery.last_error = f"{type(exc).__name__}: {exc}"

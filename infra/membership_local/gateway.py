@@ -29,6 +29,7 @@ from .template import HttpRoute, function_timeout, http_routes
 
 DEFAULT_PORT = 3000
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+LISTEN_BACKLOG = 128  # connections waiting to be accepted
 SWAGGER_ASSETS = {
     "swagger-ui.css": "text/css; charset=utf-8",
     "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
@@ -224,8 +225,7 @@ class Gateway:
         context = lambda_context(route.spec.function_id,
                                  timeout=self._timeouts[route.spec.function_id])
         try:
-            handler = self.handlers.get(route.spec.handler)
-            result = handler(event, context)
+            result = self.handlers.invoke(route.spec.handler, event, context)
             response = to_http_response(result)
         except Exception:  # noqa: BLE001 - a failed invocation is API Gateway's 500, not a crash
             print(f"{route.route_key} ({route.spec.handler}) failed:\n{traceback.format_exc()}",
@@ -281,8 +281,7 @@ class Gateway:
     # --- serving ---------------------------------------------------------------------------
 
     def start(self) -> Gateway:
-        server = ThreadingHTTPServer((self.host, self.port), _make_request_handler(self))
-        server.daemon_threads = True
+        server = _Server((self.host, self.port), _make_request_handler(self))
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -298,6 +297,13 @@ class Gateway:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class _Server(ThreadingHTTPServer):
+    # The listen backlog: socketserver's default of 5 makes a burst of clients (20 holds
+    # at once) overflow the accept queue and see resets. Each connection gets a thread.
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
 
 
 def to_http_response(result: object) -> Response:
@@ -354,13 +360,26 @@ def _make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 key = name.lower()
                 # Repeated headers reach the handler comma-joined, as in API Gateway.
                 headers[key] = f"{headers[key]},{value}" if key in headers else value
-            body, too_large = self._read_body()
-            if too_large:
+            try:
+                body, too_large = self._read_body()
+            except (ValueError, OSError):
+                # A framing we cannot read (bad Content-Length or chunk size): answer, and
+                # close, since the rest of the stream cannot be trusted.
+                body, too_large = None, None
+            if too_large is None:
+                response = error_response(400, "bad_request", "Bad Request")
+                self.close_connection = True
+            elif too_large:
                 response = error_response(413, "payload_too_large", "Request Entity Too Large")
                 self.close_connection = True
             else:
-                response = gateway.handle(self.command, self.path, headers, body,
-                                          self.client_address[0])
+                try:
+                    response = gateway.handle(self.command, self.path, headers, body,
+                                              self.client_address[0])
+                except Exception:  # noqa: BLE001 - every request gets an answer, never a reset
+                    print(f"gateway: {self.command} {self.path} failed:\n"
+                          f"{traceback.format_exc()}", file=sys.stderr)
+                    response = error_response(500, "internal_error", "Internal Server Error")
             self._write(response)
             if gateway.access_log:
                 elapsed = (time.perf_counter() - started) * 1000
@@ -371,6 +390,8 @@ def _make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             if "chunked" in self.headers.get("transfer-encoding", "").lower():
                 return self._read_chunked()
             length = int(self.headers.get("content-length") or 0)
+            if length < 0:
+                raise ValueError("negative Content-Length")
             if length > MAX_BODY_BYTES:
                 return None, True
             return (self.rfile.read(length) if length else None), False
@@ -401,5 +422,12 @@ def _make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             pass  # one access line per request is printed by _serve when asked for
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+        def __getattr__(self, name: str):
+            # Any other method (TRACE, CONNECT, made-up ones) is routed like the rest, so it
+            # gets API Gateway's 404 rather than http.server's 501 HTML page.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
     return RequestHandler

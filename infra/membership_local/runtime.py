@@ -17,6 +17,11 @@ from .template import function_environment, functions
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_EVENTS_ENDPOINT = "http://127.0.0.1:3001"
+# Template parameters the local stack sets on purpose. A deploy's default verifier refuses
+# every payment; locally, "test-" references stand for payments a provider confirmed.
+LOCAL_PARAMETERS = {
+    "PaymentVerifier": "membership.services.payments.TestReferenceVerifier",
+}
 
 Handler = Callable[[Any, Any], Any]
 
@@ -32,8 +37,8 @@ def lambda_environment(
     refs: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Every function's template environment, pointed at the local table, bus and endpoints."""
-    resolved = {"MembershipTable": table_name, "MembershipEventBus": event_bus_name,
-                "AWS::Region": region, **(refs or {})}
+    resolved = {**LOCAL_PARAMETERS, "MembershipTable": table_name,
+                "MembershipEventBus": event_bus_name, "AWS::Region": region, **(refs or {})}
     env: dict[str, str] = {}
     # The handlers share one process, so their variables are merged; the template keeps
     # per-function variables distinct in practice.
@@ -57,6 +62,12 @@ def lambda_environment(
         POWERTOOLS_TRACE_DISABLED="true",
     )
     return env
+
+
+def stack_parameters(stack: Mapping[str, object]) -> dict[str, str]:
+    """Template parameters a running stack was started with (see `up`), for attaching to it."""
+    zone = stack.get("program_time_zone")
+    return {"ProgramTimeZone": str(zone)} if zone else {}
 
 
 def isolate_from_aws() -> None:
@@ -83,11 +94,18 @@ def apply_environment(env: Mapping[str, str]) -> None:
 
 
 class Handlers:
-    """Imports each handler module once (as a warm Lambda container would) and caches it."""
+    """Imports each handler module once (as a warm Lambda container would) and caches it.
+
+    `invoke` runs one invocation at a time, as a Lambda container does: the functions share
+    module-level state in this one process (Powertools Logger keys and the Metrics buffer
+    that each invocation flushes), which parallel invocations would mix up. The gateway,
+    the event bus and the stream poller all invoke through it.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        self._invocation = threading.Lock()
         code_dir = str(repo_root() / "functions")
         if code_dir not in sys.path:
             sys.path.insert(0, code_dir)
@@ -102,3 +120,9 @@ class Handlers:
                     handler = getattr(importlib.import_module(module_name), attr)
                     self._cache[dotted] = handler
         return handler
+
+    def invoke(self, dotted: str, event: Any, context: Any) -> Any:
+        """Call the handler `dotted` with one invocation at a time in this process."""
+        handler = self.get(dotted)
+        with self._invocation:
+            return handler(event, context)

@@ -70,7 +70,7 @@ def connect():
     this see the local table.
     """
     from .cli import read_stack
-    from .runtime import apply_environment, lambda_environment
+    from .runtime import apply_environment, lambda_environment, stack_parameters
     from .template import load_template
 
     stack = read_stack() or {}
@@ -80,7 +80,8 @@ def connect():
     region = stack.get("region") or "us-east-1"
     apply_environment(lambda_environment(
         load_template(), table_name=table, dynamodb_endpoint=endpoint,
-        event_bus_name=stack.get("event_bus", "membership"), region=region))
+        event_bus_name=stack.get("event_bus", "membership"), region=region,
+        refs=stack_parameters(stack)))
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     import botocore.session
 

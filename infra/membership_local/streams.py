@@ -306,7 +306,7 @@ class StreamPoller:
         context = lambda_context(function.function_id,
                                  timeout=self._timeouts[function.function_id])
         try:
-            result = self.handlers.get(function.handler)({"Records": records}, context)
+            result = self.handlers.invoke(function.handler, {"Records": records}, context)
         except Exception as exc:  # noqa: BLE001 - a function error is retried, as Lambda does
             return 0, f"{type(exc).__name__}: {exc}"
         if not function.report_batch_item_failures or not isinstance(result, Mapping):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from membership.domain.ledger import InsufficientBalance, PostingTooLarge
+from membership.domain.ledger import InsufficientBalance, PointsTooFragmented
 from membership.domain.members import SignupRequest, member_id_for
 from membership.handlers import members as members_handler
 from membership.services import members as member_service
@@ -115,7 +115,9 @@ def test_a_debit_over_many_small_lots_consolidates_them_first(member_id):
     assert reconcile_member(member_id) == []
 
 
-def test_lots_that_cannot_merge_make_the_posting_too_large(member_id):
+def test_lots_that_cannot_merge_refuse_a_take_whose_undo_would_not_fit(member_id):
+    # 120 lots of distinct expiries: a take of 200 would touch more lots than its undo
+    # (release, refund) could touch again in one transaction, so it is refused up front.
     now = datetime.now(UTC)
     for chunk in range(3):
         post(member_id, f"earn:distinct:{chunk}", lambda b, c=chunk: [
@@ -123,7 +125,7 @@ def test_lots_that_cannot_merge_make_the_posting_too_large(member_id):
                             expires_at=now + timedelta(days=10 + c * 40 + i))
             for i in range(40)])
     before = store.read_live_range(member_id).member
-    with pytest.raises(PostingTooLarge):
+    with pytest.raises(PointsTooFragmented):
         post(member_id, "spend:too-many", lambda b: b.debit_points(200))
     assert store.read_live_range(member_id).member == before
 

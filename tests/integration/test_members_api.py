@@ -108,7 +108,8 @@ def test_invalid_signup_is_rejected_and_writes_nothing(table, apigw_event, lambd
 
 
 def test_body_that_is_not_json_is_400(table, apigw_event, lambda_context):
-    event = apigw_event("POST", "/v1/members", None, sub="user-a")
+    event = apigw_event("POST", "/v1/members", None, sub="user-a",
+                        headers={"content-type": "application/json"})
     event["body"] = "{not json"
     status, body = call(event, lambda_context)
     assert status == 400 and body["code"] == "malformed_body"

@@ -98,7 +98,7 @@ def test_a_malformed_event_is_retried_then_kept_in_the_dlq(bus, member_id):
     assert bus.drain(60)
     (record,) = read_dlq(bus.dlq_path)
     assert record["rule"] == "OrderEventsFunction.OrderPaid"
-    assert record["attempts"] > 1 and "ValidationError" in record["error"]
+    assert record["attempts"] > 1 and "MalformedEvent" in record["error"]
     assert record["event"]["detail"]["orderId"] == "SO-1"
     assert store.read_live_range(member_id).member.points_pending == 0
 

@@ -218,8 +218,10 @@ def test_bad_input_on_the_wechatpay_route_is_a_clear_4xx(providers, lambda_conte
                                                          dynamodb_local, table, headers, body):
     before = items(dynamodb_local, table)
     status, answer = notify(lambda_context, WECHAT_PATH, headers, body)
+    # The API's own body checks (415, malformed_body) come before the route's.
     assert 400 <= status < 500 and answer["code"] in (
-        "malformed_notification", "notification_signature_invalid")
+        "malformed_notification", "notification_signature_invalid",
+        "unsupported_media_type", "malformed_body")
     assert items(dynamodb_local, table) == before
 
 
@@ -370,3 +372,14 @@ def test_the_apps_alipay_call_is_credited_when_alipay_confirms_it(providers, api
                                  channel="alipay")
     assert (status, body["principal"], body["bonus"]) == (201, 100_000, 12_000)
 
+
+
+def test_a_form_body_is_taken_on_the_alipay_route_only(providers, lambda_context):
+    body = providers.alipay.notification(
+        providers.alipay.trade("AL1", 100, topup_attach(MEMBER)))
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    assert notify(lambda_context, WECHAT_PATH, form, body)[1]["code"] == (
+        "unsupported_media_type")
+    assert notify(lambda_context, ALIPAY_PATH, form, "%ff=1") == (400, {
+        "code": "malformed_notification",
+        "message": "the notification is not a form Alipay sends"})

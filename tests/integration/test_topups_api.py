@@ -274,6 +274,23 @@ def test_unverified_payment_is_refused_and_writes_nothing(table, apigw_event, la
     assert member_of(member_id) == before
 
 
+def test_a_default_deploy_refuses_every_top_up_until_a_provider_is_configured(
+        table, apigw_event, lambda_context, monkeypatch, reset_caches):
+    member_id = signup(apigw_event, lambda_context)
+    before = member_of(member_id)
+    monkeypatch.delenv("PAYMENT_VERIFIER")  # what a deploy with the default parameter gets
+    reset_caches()
+    try:
+        status, body, _ = top_up(apigw_event, lambda_context)  # a "test-" reference
+    finally:
+        monkeypatch.undo()
+        reset_caches()
+    assert status == 422 and body["code"] == "payment_provider_not_configured"
+    assert "no payment provider is configured" in body["message"]
+    assert member_of(member_id) == before
+    assert balance_entries(member_id) == [] and key_records() == []
+
+
 @pytest.mark.parametrize("changes, code", [
     ({"amount": 99}, "topup_below_minimum"),
     ({"amount": 500_001}, "topup_above_maximum"),

@@ -344,12 +344,14 @@ def test_paid_order_awards_pending_points_and_growth_dated_by_paid_time():
     assert lot.pending and lot.expires_at == calendar.end_of_next_year(paid_at, "Asia/Shanghai")
 
 
-def test_paid_order_that_crosses_a_threshold_upgrades_at_once_with_the_gift():
+def test_paid_order_that_crosses_a_threshold_upgrades_at_once_with_a_pending_gift():
     b = builder(LedgerState(member=member(growth_months={"2025-02": 950})))
-    co.settle_paid(b, paid_event(), PROGRAM, upgrade_if_qualified)
+    s = co.settle_paid(b, paid_event(), PROGRAM, upgrade_if_qualified)
     p = b.build()
     assert p.member.tier_id == "V2"
-    assert p.member.points_available == 200  # the upgrade gift; order points are pending
+    # The gift is pending with the order's own points, until its return window closes.
+    assert (p.member.points_available, p.member.points_pending) == (0, 200 + s.earned_points)
+    assert [g.tier_id for g in s.gifts] == ["V2"] and p.member.tier_gifts == {"V2": "2025-03"}
     assert [e.detail_type for e in p.events] == ["member.tier_changed"]
 
 

@@ -52,3 +52,17 @@ def test_up_refuses_a_non_loopback_host(capsys):
     # Fails before starting anything that listens on a wildcard address for long.
     assert cli.main(["up", "--host", "0.0.0.0", "--dynamodb-port", "0", "--table", "x"]) == 1
     assert "loopback" in capsys.readouterr().err
+
+
+def test_the_stack_can_run_in_another_program_time_zone():
+    from membership_local.runtime import lambda_environment, stack_parameters
+    from membership_local.template import load_template
+
+    args = cli.build_parser().parse_args(["up", "--program-time-zone", "Pacific/Auckland"])
+    assert args.program_time_zone == "Pacific/Auckland"
+    # `up` records the zone; the commands that attach to the stack read it back.
+    parameters = stack_parameters({"program_time_zone": "Pacific/Auckland"})
+    env = lambda_environment(load_template(), table_name="t",
+                             dynamodb_endpoint="http://127.0.0.1:1", refs=parameters)
+    assert env["PROGRAM_TIME_ZONE"] == "Pacific/Auckland"
+    assert stack_parameters({}) == {}

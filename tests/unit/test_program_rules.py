@@ -58,3 +58,41 @@ def test_rates_cannot_be_floats():
     doc["tiers"][1]["discountBps"] = 2.5
     with pytest.raises(ValidationError):
         Program.model_validate(doc)
+
+
+# ---- the program's time zone --------------------------------------------------------
+
+@pytest.mark.parametrize("zone", ["Pacific/Auckland", "America/New_York", "UTC"])
+def test_the_default_program_takes_the_deployment_zone(zone):
+    assert default_program(zone).time_zone == zone
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../etc/passwd", "/etc/localtime",
+                                  "Asia/Shanghai\x00"])
+def test_a_program_in_an_unknown_time_zone_is_refused(zone):
+    document = default_program().model_dump(by_alias=True) | {"timeZone": zone}
+    with pytest.raises(ValidationError):
+        Program.model_validate(document)
+
+
+def test_settings_refuse_an_unknown_program_time_zone(monkeypatch):
+    from membership.config import Settings
+
+    monkeypatch.setenv("PROGRAM_TIME_ZONE", "Mars/Olympus")
+    with pytest.raises(ValidationError):
+        Settings.from_environ()
+
+
+def test_the_schedule_and_the_functions_read_one_time_zone_parameter():
+    from membership_local.template import functions, load_template
+
+    template = load_template()
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PROGRAM_TIME_ZONE"] == {"Ref": "ProgramTimeZone"}
+    schedules = [event["Properties"] for props in functions(template).values()
+                 for event in (props.get("Events") or {}).values()
+                 if event.get("Type") == "ScheduleV2"
+                 and str(event["Properties"].get("ScheduleExpression", "")).startswith("cron")]
+    assert schedules, "the monthly settlement's schedule is missing"
+    for schedule in schedules:
+        assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ProgramTimeZone"}

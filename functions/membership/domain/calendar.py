@@ -17,6 +17,17 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def check_zone(name: str) -> str:
+    """An IANA time zone name this runtime knows, e.g. Asia/Shanghai; ValueError if not."""
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        raise ValueError(f"{name!r} is not an IANA time zone")
+    try:
+        zone(name)
+    except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"{name!r} is not an IANA time zone") from None
+    return name
+
+
 def utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         raise ValueError("naive datetimes are not accepted: give an offset")

@@ -22,8 +22,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from membership.domain import calendar
+from membership.domain.instants import Instant
 from membership.domain.ledger import (
     Hold,
+    HoldAlreadyCaptured,
+    HoldAlreadyReleased,
+    HoldExpired,
     HoldNotFound,
     InsufficientBalance,
     InsufficientPoints,
@@ -32,6 +36,7 @@ from membership.domain.ledger import (
 )
 from membership.domain.members import Member
 from membership.domain.program import FEN_PER_YUAN, Program, Tier
+from membership.domain.tiers import TierGift
 from membership.errors import Conflict, InvalidRequest, Unavailable
 
 BPS = 10_000
@@ -193,7 +198,7 @@ class OrderPaid(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
     store_id: Text | None = Field(alias="storeId", default=None)
-    paid_at: datetime = Field(alias="paidAt")
+    paid_at: Instant = Field(alias="paidAt")
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     amounts: OrderAmounts
 
@@ -208,13 +213,13 @@ class OrderPaid(EventModel):
 class OrderCancelled(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
-    cancelled_at: datetime | None = Field(alias="cancelledAt", default=None)
+    cancelled_at: Instant | None = Field(alias="cancelledAt", default=None)
 
 
 class OrderCompleted(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
-    completed_at: datetime | None = Field(alias="completedAt", default=None)
+    completed_at: Instant | None = Field(alias="completedAt", default=None)
 
 
 class RefundLine(EventModel):
@@ -226,10 +231,10 @@ class OrderRefunded(EventModel):
     order_id: OrderId = Field(alias="orderId")
     member_id: MemberId = Field(alias="memberId")
     refund_id: OrderId = Field(alias="refundId")
-    refunded_at: datetime | None = Field(alias="refundedAt", default=None)
+    refunded_at: Instant | None = Field(alias="refundedAt", default=None)
     lines: tuple[RefundLine, ...] | None = Field(
-        default=None, max_length=MAX_LINES,
-        description="None or absent: the whole order (what is left of it)")
+        default=None, min_length=1, max_length=MAX_LINES,
+        description="None or absent: the whole order (what is left of it); never empty")
 
     @model_validator(mode="after")
     def _lines_unique(self) -> OrderRefunded:
@@ -418,6 +423,24 @@ def place_hold(builder: PostingBuilder, request: HoldRequest, program: Program) 
     return builder.result
 
 
+def check_still_held(hold: Hold | None, order_id: str, now: datetime) -> None:
+    """Asking again for an order's hold answers `held` only while it still holds funds."""
+    if hold is None:
+        return  # the guard exists but the hold item does not: nothing more to tell
+    if hold.status == "released":
+        raise HoldAlreadyReleased(
+            f"the hold of order {order_id} was released (cancelled or lapsed); its funds are "
+            "back with the member: hold again under a new order id",
+            holdStatus=hold.status, closedBy=hold.closed_by)
+    if hold.status == "captured":
+        raise HoldAlreadyCaptured(f"the hold of order {order_id} was captured by its payment",
+                                  holdStatus=hold.status, closedBy=hold.closed_by)
+    if calendar.utc(now) > hold.expires_at:
+        raise HoldExpired(f"the hold of order {order_id} lapsed at "
+                          f"{hold.expires_at.isoformat()}; its funds are being returned",
+                          holdStatus="expired")
+
+
 def same_hold(first: dict, request: HoldRequest) -> bool:
     """Is `request` the order's first hold again (same member, same amounts)?"""
     return (first.get("memberId") == request.member_id
@@ -453,8 +476,10 @@ class Settlement(BaseModel):
     balance_returned: int = 0
     bonus_returned: int = 0
     earned_reversed: int = 0
-    earned_written_off: int = 0
+    earned_written_off: int = 0  # recorded as points debt (docs/money.md)
     growth_reversed: int = 0
+    gifts: tuple[TierGift, ...] = ()  # upgrade gifts this order earned (pending with it)
+    gifts_clawed_back: tuple[str, ...] = ()  # tier ids whose gift a refund took back
 
     @property
     def balance_used(self) -> int:
@@ -498,7 +523,9 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
     """order.paid: capture the hold (or debit directly), award pending points and growth
     dated by the order's paid time, then upgrade at once if rolling growth now qualifies.
 
-    `upgrade(builder, program)` is the tier rule (domain.tiers.upgrade_if_qualified).
+    `upgrade(builder, program, gift_pending_until=...)` is the tier rule
+    (domain.tiers.upgrade_if_qualified); the gifts of an upgrade this order causes are
+    pending with the order's points, and recorded so that its refunds can take them back.
     """
     check_amounts(event, program)
     a = event.amounts
@@ -534,15 +561,17 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
     earned = points_to_earn(paid_fen, tier, program)
     growth = growth_to_earn(paid_fen, program)
     lot_id = order_lot_id(event.order_id)
+    available_at = (calendar.utc(event.paid_at)
+                    + timedelta(days=program.points.return_window_days))
     if earned:
-        builder.credit_points(
-            earned, lot_id=lot_id, pending=True, reason="order_paid",
-            available_at=calendar.utc(event.paid_at)
-            + timedelta(days=program.points.return_window_days))
+        builder.credit_points(earned, lot_id=lot_id, pending=True, reason="order_paid",
+                              available_at=available_at)
     month = calendar.month_of(event.paid_at, program.time_zone)
+    gifts: tuple[TierGift, ...] = ()
     if growth:
         builder.credit_growth(growth, month=month, reason="order_paid")
-        upgrade(builder, program)
+        change = upgrade(builder, program, gift_pending_until=available_at)
+        gifts = change.gifts if change else ()
     lines = split_lines(event.lines, discount=a.discount, points_used=a.points_used,
                         points_value_fen=points_value(a.points_used, program),
                         balance=a.balance_used, earned_points=earned, growth=growth)
@@ -551,7 +580,7 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
         paid_at=calendar.utc(event.paid_at), tier_id=tier.id, lot_id=lot_id,
         growth_month=month, points_used=a.points_used, principal_used=principal,
         bonus_used=bonus, takes=takes, cash_paid=a.cash_paid, earned_points=earned,
-        growth=growth, captured_hold=captured, lines=tuple(lines))
+        growth=growth, captured_hold=captured, lines=tuple(lines), gifts=gifts)
     builder.result = settlement.result()
     return settlement
 
@@ -616,13 +645,18 @@ def apply_refund(builder: PostingBuilder, settlement: Settlement,
                  refund: OrderRefunded) -> Settlement:
     """order.refunded: give back spent stored value and points, take back what was earned.
 
-    Earned points that were already spent (policy; nothing ever goes negative):
+    Value given back pays the member's debt of its asset first (docs/money.md): bonus
+    returned pays bonus debt, points returned pay points debt.
+    Earned points (and upgrade gifts, below) that were already spent (policy; nothing ever
+    goes negative):
     1. take back what is left of the order's own lot;
     2. the shortfall comes out of the member's spendable points, which include the points
        this same refund just gave back (so the refund's points offset pays first);
-    3. whatever still cannot be taken is written off and recorded on the order.
-    Growth is reversed in the month it was earned. A tier reached with this order is not
-    revoked here: the monthly settlement re-evaluates it under the downgrade policy.
+    3. whatever still cannot be taken (spent, or held by an open hold) is recorded as
+       points debt, which every later points credit pays first.
+    Growth is reversed in the month it was earned. An upgrade gift this order earned is
+    taken back the same way once its refunds bring rolling growth below that tier's
+    threshold. The tier itself is not revoked here: the monthly settlement re-evaluates it.
     """
     plan = plan_refund(settlement, refund)
     # Stored value: the bonus share is cumulative over the order, so a full refund gives
@@ -640,18 +674,7 @@ def apply_refund(builder: PostingBuilder, settlement: Settlement,
         takes = takes_between(settlement.takes, settlement.points_returned,
                               settlement.points_returned + plan.points_return)
         builder.return_points(takes, reason="order_refunded")
-    written_off = growth = 0
-    if plan.earned_reverse:
-        clawed = builder.claw_back_points(settlement.lot_id, plan.earned_reverse,
-                                          reason="order_refunded")
-        shortfall = plan.earned_reverse - clawed
-        if shortfall:
-            spendable = sum(lot.remaining for lot in builder.live_lots()
-                            if lot.spendable(builder.now))
-            take = min(shortfall, spendable)
-            if take:
-                builder.debit_points(take, reason="order_refunded_clawback")
-            written_off = shortfall - take
+    growth = 0
     if plan.growth_reverse:
         # The settlement never lowers a month's growth, so this only guards against data
         # that was corrected by hand.
@@ -659,6 +682,28 @@ def apply_refund(builder: PostingBuilder, settlement: Settlement,
         growth = min(plan.growth_reverse, have)
         if growth:
             builder.debit_growth(growth, month=settlement.growth_month, reason="order_refunded")
+    earned_short = 0
+    if plan.earned_reverse:
+        clawed = builder.claw_back_points(settlement.lot_id, plan.earned_reverse,
+                                          reason="order_refunded")
+        earned_short = plan.earned_reverse - clawed
+    gift_points, gift_short, clawed_tiers = 0, 0, []
+    for gift in gifts_to_take_back(builder, settlement):
+        clawed = builder.claw_back_points(gift.lot_id, gift.points,
+                                          reason="upgrade_gift_clawback")
+        gift_points += gift.points
+        gift_short += gift.points - clawed
+        clawed_tiers.append(gift.tier_id)
+    written_off = gift_written_off = 0
+    shortfall = earned_short + gift_short
+    if shortfall:
+        takes = builder.debit_points(shortfall, reason="order_refunded_clawback", partial=True)
+        owed = shortfall - sum(t.amount for t in takes)
+        if owed:
+            builder.record_points_debt(owed, reason="order_refunded_written_off",
+                                       lot_id=settlement.lot_id)
+        written_off = min(owed, earned_short)
+        gift_written_off = owed - written_off
     updated = settlement.model_copy(update={
         "lines": plan.lines,
         "refund_ids": (*settlement.refund_ids, refund.refund_id),
@@ -668,6 +713,7 @@ def apply_refund(builder: PostingBuilder, settlement: Settlement,
         "earned_reversed": settlement.earned_reversed + plan.earned_reverse - written_off,
         "earned_written_off": settlement.earned_written_off + written_off,
         "growth_reversed": settlement.growth_reversed + growth,
+        "gifts_clawed_back": (*settlement.gifts_clawed_back, *clawed_tiers),
     })
     builder.result = {
         "orderId": settlement.order_id, "refundId": refund.refund_id,
@@ -676,16 +722,38 @@ def apply_refund(builder: PostingBuilder, settlement: Settlement,
                             "total": plan.balance_return},
         "pointsReturned": plan.points_return, "earnedPointsReversed": plan.earned_reverse,
         "earnedPointsWrittenOff": written_off, "growthReversed": growth,
+        "giftPointsReversed": gift_points, "giftPointsWrittenOff": gift_written_off,
+        "pointsDebt": builder.member.points_debt, "bonusDebt": builder.member.bonus_debt,
     }
     return updated
 
 
+def gifts_to_take_back(builder: PostingBuilder, settlement: Settlement) -> list[TierGift]:
+    """The order's upgrade gifts whose tier its refunds have taken rolling growth below.
+
+    Rolling growth is the member's as of the refund (so growth earned since by other
+    orders still counts); an order whose month has left the 12-month window keeps its
+    gifts: its growth no longer counts for anything.
+    """
+    if not settlement.gifts:
+        return []
+    month = calendar.month_of(builder.effective_at, builder.tz)
+    window = calendar.rolling_months(max(month, settlement.growth_month))
+    if settlement.growth_month not in window:
+        return []
+    rolling = sum(builder.member.growth_months.get(m, 0) for m in window)
+    return [g for g in settlement.gifts
+            if g.tier_id not in settlement.gifts_clawed_back and rolling < g.threshold]
+
+
 def complete_order(builder: PostingBuilder, settlement: Settlement) -> int:
-    """order.completed: the order's pending points become available."""
+    """order.completed: the order's pending points (and upgrade gifts) become available."""
     released = 0
-    lot = next((lot for lot in builder.live_lots() if lot.lot_id == settlement.lot_id), None)
-    if lot is not None and lot.pending:
-        released = builder.release_pending(settlement.lot_id, reason="order_completed")
+    lots = {lot.lot_id: lot for lot in builder.live_lots()}
+    for lot_id in (settlement.lot_id, *(g.lot_id for g in settlement.gifts)):
+        lot = lots.get(lot_id)
+        if lot is not None and lot.pending:
+            released += builder.release_pending(lot_id, reason="order_completed")
     builder.result = {"orderId": settlement.order_id, "memberId": settlement.member_id,
                       "pointsReleased": released}
     return released

@@ -6,13 +6,21 @@ new member state, immutable entries, lot and hold changes, and outbound events. 
 writes a posting as one conditional transaction with a guard keyed by its source key.
 
 Invariants kept by construction here and checked by `reconcile`:
-- balance bucket == sum of its entries; points bucket == sum of its entries;
+- balance bucket == sum of its entries; points bucket == sum of its entries; the debt
+  buckets (`bonus_debt`, points `debt`) too;
 - sum of live lots' remaining == points available + pending (held points live in holds);
 - growth month == sum of that month's growth entries; nothing is ever negative.
+
+Debt (docs/money.md): what a reversal should take back but cannot, because the value was
+spent or sits in a hold, is recorded as debt of that asset. Every later credit of the
+asset to the member (value coming back from a hold or a refund, or new value) pays the
+debt first; only the rest reaches the member. So a bucket's net value (bucket - debt)
+is the same whatever the order of credits and reversals.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Literal
 
@@ -26,6 +34,12 @@ from membership.errors import Conflict, DomainError, InvalidRequest, NotFound
 Asset = Literal["balance", "points", "growth"]
 BALANCE_BUCKETS = ("principal", "bonus")
 POINTS_BUCKETS = ("available", "pending")
+BONUS_DEBT = "bonus_debt"  # balance bucket: bonus owed back (a refunded top-up's spent bonus)
+POINTS_DEBT = "debt"  # points bucket: points owed back (written-off earned points, gifts)
+# A take of points touches at most this many lots, so that its undo (a release, a lapse,
+# the refund of the order that captured it) touches them again and still fits one
+# transaction of 100 items: release <= 20 lots + 9 items; refund <= 2 x 20 lots + ~35.
+MAX_TAKE_LOTS = 20
 
 
 class InsufficientBalance(Conflict):
@@ -66,6 +80,18 @@ class EntryNotReversible(InvalidRequest):
 
 class LotNotFound(NotFound):
     code = "lot_not_found"
+
+
+class PointsTooFragmented(Conflict):
+    """The points needed sit in more lots of different expiries than one undo can touch."""
+
+    code = "points_too_fragmented"
+
+
+class PayloadMismatch(Conflict):
+    """A source applied before is presented again with another payload: never a replay."""
+
+    code = "payload_mismatch"
 
 
 class PostingTooLarge(DomainError):
@@ -169,6 +195,27 @@ class Posting(Frozen):
     extra_guards: tuple[str, ...] = ()
     result: dict = Field(default_factory=dict)
     created_at: datetime
+    payload_hash: str | None = None  # kept on the guard: a replay must carry the same payload
+
+
+def payload_hash(payload: BaseModel | dict) -> str:
+    """A stable digest of what a source asked for: instants in UTC, keys sorted.
+
+    Two deliveries of one source key that differ here are two different requests.
+    """
+
+    def plain(value):
+        if isinstance(value, datetime):
+            return calendar.iso(value)
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    data = payload.model_dump(mode="python") if isinstance(payload, BaseModel) else payload
+    text = json.dumps(plain(data), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _short_hash(text: str) -> str:
@@ -198,6 +245,7 @@ class PostingBuilder:
         self._before = state.member
         self._m: dict = state.member.model_dump()
         self._m["growth_months"] = dict(state.member.growth_months)
+        self._m["tier_gifts"] = dict(state.member.tier_gifts)
         self._lots_before = {lot.lot_id: lot for lot in state.lots}
         self._lots = dict(self._lots_before)
         self._holds_before = {h.hold_id: h for h in state.holds}
@@ -252,11 +300,27 @@ class PostingBuilder:
 
     def credit_balance(self, bucket: str, amount: int, *, reason: str | None = None,
                        reverses: str | None = None, hold_id: str | None = None) -> Entry:
+        """Credit a bucket; bonus pays the member's bonus debt first. Returns the last entry."""
         _positive(amount)
         key = f"balance_{_balance_bucket(bucket)}"
-        self._m[key] += amount
-        return self._entry("balance", bucket, amount, self._m[key], reason=reason,
-                           reverses=reverses, hold_id=hold_id)
+        entry = None
+        if bucket == "bonus" and self._m["bonus_debt"]:
+            pay = min(amount, self._m["bonus_debt"])
+            self._m["bonus_debt"] -= pay
+            entry = self._entry("balance", BONUS_DEBT, -pay, self._m["bonus_debt"],
+                                reason=reason, reverses=reverses, hold_id=hold_id)
+            amount -= pay
+        if amount:
+            self._m[key] += amount
+            entry = self._entry("balance", bucket, amount, self._m[key], reason=reason,
+                                reverses=reverses, hold_id=hold_id)
+        return entry
+
+    def record_bonus_debt(self, amount: int, *, reason: str | None = None) -> Entry:
+        """Bonus that should come back but was spent or is held: owed, never negative."""
+        _positive(amount)
+        self._m["bonus_debt"] += amount
+        return self._entry("balance", BONUS_DEBT, amount, self._m["bonus_debt"], reason=reason)
 
     def split_debit(self, amount: int) -> tuple[int, int]:
         """How a debit splits into (principal, bonus) under the program's spend order."""
@@ -316,6 +380,15 @@ class PostingBuilder:
         _positive(amount)
         expires = calendar.utc(expires_at) if expires_at else calendar.end_of_next_year(
             self.effective_at, self.tz)
+        if not pending and self._m["points_debt"]:
+            pay = min(amount, self._m["points_debt"])
+            self._pay_points_debt((LotTake(lot_id=lot_id, expires_at=expires, amount=pay),),
+                                  reason=reason, reverses=reverses, hold_id=hold_id)
+            amount -= pay
+            if amount == 0:
+                return Lot(lot_id=lot_id, member_id=self.member_id, amount=0, remaining=0,
+                           earned_at=self.effective_at, expires_at=expires,
+                           source_key=self.source_key)
         if lot_id in self._lots or lot_id in self._lots_before:
             existing = self._lots.get(lot_id) or self._lots_before[lot_id]
             if existing.pending != pending or existing.expires_at != expires:
@@ -334,16 +407,36 @@ class PostingBuilder:
                     lots=(LotTake(lot_id=lot_id, expires_at=expires, amount=amount),))
         return lot
 
-    def take_points(self, amount: int) -> tuple[LotTake, ...]:
-        """Soonest-expiring spendable lots first; pending and expired lots are never spent."""
+    def _spendable(self) -> list[Lot]:
+        return [lot for lot in self.live_lots() if lot.spendable(self.now)]
+
+    def spendable_points(self) -> int:
+        return sum(lot.remaining for lot in self._spendable())
+
+    def take_points(self, amount: int, *, partial: bool = False) -> tuple[LotTake, ...]:
+        """Soonest-expiring spendable lots first; pending and expired lots are never spent.
+
+        A take touches at most MAX_TAKE_LOTS lots, so that its undo fits one transaction:
+        when more would be needed, spendable lots of the same expiry are merged first
+        (value-neutral). `partial` takes what fits (clawbacks: the rest becomes debt);
+        otherwise a take that still does not fit is refused.
+        """
         _positive(amount)
-        spendable = [lot for lot in self.live_lots() if lot.spendable(self.now)]
-        if sum(lot.remaining for lot in spendable) < amount:
+        spendable = self._spendable()
+        if not partial and sum(lot.remaining for lot in spendable) < amount:
             raise InsufficientPoints(
                 f"spendable points {sum(lot.remaining for lot in spendable)} do not cover "
                 f"{amount}", requested=amount)
+        if _lots_needed(spendable, amount) > MAX_TAKE_LOTS:
+            self._merge_spendable()
+            spendable = self._spendable()
+        if not partial and _lots_needed(spendable, amount) > MAX_TAKE_LOTS:
+            most = sum(lot.remaining for lot in spendable[:MAX_TAKE_LOTS])
+            raise PointsTooFragmented(
+                f"these points sit in more than {MAX_TAKE_LOTS} lots of different expiries; "
+                f"at most {most} can be taken at once", requested=amount, maximum=most)
         takes, left = [], amount
-        for lot in spendable:
+        for lot in spendable[:MAX_TAKE_LOTS]:
             if left == 0:
                 break
             take = min(lot.remaining, left)
@@ -352,18 +445,91 @@ class PostingBuilder:
             takes.append(LotTake(lot_id=lot.lot_id, expires_at=lot.expires_at, amount=take))
         return tuple(takes)
 
+    def _merge_spendable(self) -> None:
+        """Merge spendable lots that share an expiry into the first of them (no entry)."""
+        by_expiry: dict[datetime, list[Lot]] = {}
+        for lot in self._spendable():
+            by_expiry.setdefault(lot.expires_at, []).append(lot)
+        for lots in by_expiry.values():
+            keep, rest = lots[0], lots[1:]
+            if not rest:
+                continue
+            moved = sum(lot.remaining for lot in rest)
+            self._lots[keep.lot_id] = keep.model_copy(update={
+                "remaining": keep.remaining + moved, "amount": keep.amount + moved})
+            for lot in rest:
+                self._lots[lot.lot_id] = lot.model_copy(update={"remaining": 0})
+
     def debit_points(self, amount: int, *, reason: str | None = None,
-                     hold_id: str | None = None) -> tuple[LotTake, ...]:
-        takes = self.take_points(amount)
-        after = self._set_points("available", -amount)
-        self._entry("points", "available", -amount, after, reason=reason, hold_id=hold_id,
-                    lots=takes)
+                     hold_id: str | None = None, partial: bool = False) -> tuple[LotTake, ...]:
+        """Spend points from lots; `partial` spends what one take can reach (may be none)."""
+        takes = self.take_points(amount, partial=partial)
+        taken = sum(t.amount for t in takes)
+        if taken:
+            after = self._set_points("available", -taken)
+            self._entry("points", "available", -taken, after, reason=reason, hold_id=hold_id,
+                        lots=takes)
         return takes
+
+    def record_points_debt(self, amount: int, *, reason: str | None = None,
+                           lot_id: str | None = None) -> Entry:
+        """Points that should come back but were spent or are held: owed, never negative."""
+        _positive(amount)
+        self._m["points_debt"] += amount
+        return self._entry("points", POINTS_DEBT, amount, self._m["points_debt"],
+                           reason=reason, lot_id=lot_id)
+
+    def _pay_points_debt(self, takes: tuple[LotTake, ...], *, reason: str | None,
+                         reverses: str | None = None, hold_id: str | None = None) -> None:
+        paid = sum(t.amount for t in takes)
+        self._m["points_debt"] -= paid
+        if self._m["points_debt"] < 0:
+            raise AssertionError("a debt is never overpaid")
+        self._entry("points", POINTS_DEBT, -paid, self._m["points_debt"], reason=reason,
+                    reverses=reverses, hold_id=hold_id, lots=takes)
+
+    def _split_for_debt(self, takes: list[LotTake]) -> tuple[tuple[LotTake, ...],
+                                                           tuple[LotTake, ...]]:
+        """(what pays the points debt, what goes to the lots): soonest-expiring pays first."""
+        left = self._m["points_debt"]
+        paying, rest = [], []
+        for take in sorted(takes, key=lambda t: t.expires_at):
+            pay = min(left, take.amount)
+            left -= pay
+            if pay:
+                paying.append(take.model_copy(update={"amount": pay}))
+            if take.amount - pay:
+                rest.append(take.model_copy(update={"amount": take.amount - pay}))
+        return tuple(paying), tuple(rest)
 
     def return_points(self, takes: tuple[LotTake, ...], *, reason: str | None = None,
                       reverses: str | None = None, hold_id: str | None = None) -> None:
-        """Points go back to the lots they came from, keeping each lot's expiry."""
-        for take in takes:
+        """Points go back to the lots they came from, keeping each lot's expiry.
+
+        Points whose lot has expired meanwhile come back and expire at once (they are
+        never offered again, nor do they pay debt); the rest pays the points debt first.
+        """
+        expired = tuple(t for t in takes if self.now > t.expires_at)
+        live = [t for t in takes if self.now <= t.expires_at]
+        if expired:
+            amount = sum(t.amount for t in expired)
+            after = self._set_points("available", amount)
+            self._entry("points", "available", amount, after, reason=reason,
+                        reverses=reverses, hold_id=hold_id, lots=expired)
+            after = self._set_points("available", -amount)
+            self._entry("points", "available", -amount, after, reason="expired",
+                        hold_id=hold_id, lots=expired)
+            self.emit("points.expired", {
+                "memberId": self.member_id, "points": amount,
+                "lots": [{"lotId": t.lot_id, "points": t.amount,
+                          "expiredAt": calendar.wire(t.expires_at, self.tz)} for t in expired],
+                "period": calendar.month_of(self.now, self.tz),
+                "occurredAt": calendar.wire(self.now, self.tz),
+            })
+        paying, rest = self._split_for_debt(live)
+        if paying:
+            self._pay_points_debt(paying, reason=reason, reverses=reverses, hold_id=hold_id)
+        for take in rest:
             lot = self._lots.get(take.lot_id)
             if lot is None:
                 # The lot was used up and removed: it comes back with its own terms.
@@ -372,10 +538,11 @@ class PostingBuilder:
                           source_key=self.source_key)
             self._lots[take.lot_id] = lot.model_copy(
                 update={"remaining": lot.remaining + take.amount})
-        total = sum(t.amount for t in takes)
-        after = self._set_points("available", total)
-        self._entry("points", "available", total, after, reason=reason, reverses=reverses,
-                    hold_id=hold_id, lots=takes)
+        total = sum(t.amount for t in rest)
+        if total:
+            after = self._set_points("available", total)
+            self._entry("points", "available", total, after, reason=reason, reverses=reverses,
+                        hold_id=hold_id, lots=rest)
 
     def release_pending(self, lot_id: str, *, reason: str | None = None) -> int:
         """Pending points of one lot become available (order completed, window passed)."""
@@ -384,13 +551,20 @@ class PostingBuilder:
             raise LotNotFound(f"no live lot {lot_id}")
         if not lot.pending:
             return 0
-        self._lots[lot_id] = lot.model_copy(update={"pending": False, "available_at": None})
+        pay = min(lot.remaining, self._m["points_debt"])
+        self._lots[lot_id] = lot.model_copy(update={
+            "pending": False, "available_at": None, "remaining": lot.remaining - pay})
         if lot.remaining:
             pend = self._set_points("pending", -lot.remaining)
             self._entry("points", "pending", -lot.remaining, pend, lot_id=lot_id, reason=reason)
-            avail = self._set_points("available", lot.remaining)
-            self._entry("points", "available", lot.remaining, avail, lot_id=lot_id,
-                        reason=reason)
+            if pay:
+                self._pay_points_debt(
+                    (LotTake(lot_id=lot_id, expires_at=lot.expires_at, amount=pay),),
+                    reason=reason)
+            if lot.remaining - pay:
+                avail = self._set_points("available", lot.remaining - pay)
+                self._entry("points", "available", lot.remaining - pay, avail, lot_id=lot_id,
+                            reason=reason)
         return lot.remaining
 
     def claw_back_points(self, lot_id: str, amount: int, *, reason: str | None = None,
@@ -526,6 +700,8 @@ class PostingBuilder:
             raise EntryNotReversible("entry belongs to another member")
         if entry.reverses is not None:
             raise EntryNotReversible("a reversal is not itself reversed; post anew")
+        if entry.bucket in (BONUS_DEBT, POINTS_DEBT):
+            raise EntryNotReversible("a debt is paid by later credits, not reversed")
         self._extra_guards.append(f"reversal:{entry.entry_id}")
         ref = entry.entry_id
         if entry.asset == "balance":
@@ -558,7 +734,8 @@ class PostingBuilder:
 
     def set(self, **changes: object) -> None:
         """Non-ledger member fields a capability owns (tier, counters, paid plan)."""
-        forbidden = {k for k in changes if k.startswith(("balance_", "points_", "growth_"))}
+        forbidden = {k for k in changes
+                     if k.startswith(("balance_", "points_", "growth_")) or k == "bonus_debt"}
         if forbidden or "version" in changes or "member_id" in changes:
             raise ValueError(f"ledger fields move only through entries: {sorted(forbidden)}")
         self._m.update(changes)
@@ -568,7 +745,8 @@ class PostingBuilder:
         self._m["version"] = self._before.version + 1
         self._m["updated_at"] = self.now
         member = Member.model_validate(self._m)
-        for key in ("balance_principal", "balance_bonus", "points_available", "points_pending"):
+        for key in ("balance_principal", "balance_bonus", "points_available", "points_pending",
+                    "points_debt", "bonus_debt"):
             if getattr(member, key) < 0:
                 raise AssertionError(f"{key} went negative")
         lot_changes = []
@@ -609,6 +787,17 @@ class PostingBuilder:
             lot.remaining for lot in upcoming if lot.expires_at == soonest)
 
 
+def _lots_needed(lots: list[Lot], amount: int) -> int:
+    """How many of `lots`, in order, a take of `amount` touches."""
+    left, count = amount, 0
+    for lot in lots:
+        if left <= 0:
+            break
+        left -= lot.remaining
+        count += 1
+    return count
+
+
 def _positive(amount: int) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidRequest("amounts are positive integers")
@@ -644,6 +833,8 @@ def reconcile(member: Member, entries: list[Entry], lots: list[Lot],
     check("balance.bonus", entry_sum("balance", "bonus"), member.balance_bonus)
     check("points.available", entry_sum("points", "available"), member.points_available)
     check("points.pending", entry_sum("points", "pending"), member.points_pending)
+    check("points.debt", entry_sum("points", POINTS_DEBT), member.points_debt)
+    check("balance.bonus_debt", entry_sum("balance", BONUS_DEBT), member.bonus_debt)
     check("lots.remaining", member.points_available + member.points_pending,
           sum(lot.remaining for lot in lots))
     check("lots.pending", member.points_pending,
@@ -658,6 +849,8 @@ def reconcile(member: Member, entries: list[Entry], lots: list[Lot],
                         ("balance.bonus", member.balance_bonus),
                         ("points.available", member.points_available),
                         ("points.pending", member.points_pending),
+                        ("points.debt", member.points_debt),
+                        ("balance.bonus_debt", member.bonus_debt),
                         *((f"growth.{m}", v) for m, v in member.growth_months.items()),
                         *((f"lot.{lot.lot_id}", lot.remaining) for lot in lots)):
         if value < 0:

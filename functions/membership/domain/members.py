@@ -33,8 +33,17 @@ class SignupRequest(ApiModel):
     store_id: Code | None = Field(alias="storeId", default=None)
 
 
+def omit_default(schema: dict) -> None:
+    """For a field that may be left out but not sent as null: no `default: null` in its
+    JSON schema, which would tell clients that null is a value."""
+    schema.pop("default", None)
+
+
 class ProfileUpdate(ApiModel):
-    nickname: Nickname | None = None
+    """Fields left out are kept. `nickname` cannot be removed (null is refused);
+    `storeId: null` removes the store."""
+
+    nickname: Nickname = Field(default=None, json_schema_extra=omit_default)
     store_id: Code | None = Field(alias="storeId", default=None)
 
 
@@ -75,6 +84,16 @@ class Member(BaseModel):
     topup_day: str | None = None
     topup_day_amount: int = 0
     settled_period: str | None = None
+    # The check-in calendar of the recent months (membership.domain.checkins.CheckinLog).
+    checkin_months: dict[str, int] = Field(default_factory=dict)
+    checkin_since: str | None = None
+    checkin_carry: int = 0
+    # Value a reversal could not take back because it was spent or held (docs/money.md):
+    # every later credit of the same asset pays it first. Moved only by ledger entries.
+    points_debt: int = 0
+    bonus_debt: int = 0
+    # tier id -> month (YYYY-MM) its upgrade gift was last paid: once per tier per 12 months.
+    tier_gifts: dict[str, str] = Field(default_factory=dict)
 
     def rolling_growth(self, as_of_month: str) -> int:
         return sum(self.growth_months.get(m, 0) for m in calendar.rolling_months(as_of_month))
@@ -164,6 +183,13 @@ class BalanceView(ApiModel):
     total: int
 
 
+class DebtsView(ApiModel):
+    """What reversals could not take back (docs/money.md): later credits pay it first."""
+
+    points: int = Field(description="Points owed back (a refunded order's points, spent)")
+    bonus: int = Field(description="Bonus owed back, fen (a refunded top-up's bonus, spent)")
+
+
 class BenefitView(ApiModel):
     code: str
     name: str
@@ -187,6 +213,7 @@ class MemberProfile(ApiModel):
     growth: GrowthView
     points: PointsView
     balance: BalanceView
+    debts: DebtsView
     stored_value_member: bool = Field(alias="storedValueMember")
     benefits: list[BenefitView]
     paid_plan: PaidPlanView | None = Field(alias="paidPlan")
@@ -246,6 +273,7 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
             principal=member.balance_principal, bonus=member.balance_bonus,
             total=member.balance_principal + member.balance_bonus,
         ),
+        debts=DebtsView(points=member.points_debt, bonus=member.bonus_debt),
         storedValueMember=is_stored_value_member(member, program),
         benefits=[BenefitView(code=b.code, name=b.name)
                   for b in member_benefits(member, program, now)],

@@ -65,10 +65,6 @@ class PaymentKindNotSupported(InvalidRequest):
     code = "payment_kind_not_supported"
 
 
-class PaymentProviderNotConfigured(InvalidRequest):
-    code = "payment_provider_not_configured"
-
-
 # ---- what a payment is for ----------------------------------------------------------
 
 class PaymentKind(StrEnum):

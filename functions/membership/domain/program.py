@@ -6,11 +6,13 @@ own copy in the table.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from itertools import pairwise
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from membership.domain import calendar
+from membership.domain.instants import Instant
 
 FEN_PER_YUAN = 100
 
@@ -60,8 +62,16 @@ class PointsRules(Rules):
 class TopupOffer(Rules):
     min_amount: int = Field(alias="minAmount", gt=0, description="fen")
     bonus: int = Field(ge=0, description="fen")
-    valid_from: datetime | None = Field(alias="validFrom", default=None)
-    valid_until: datetime | None = Field(alias="validUntil", default=None)
+    # Aware and within 2000-2100, checked when a program is stored, not at each top-up.
+    valid_from: Instant | None = Field(alias="validFrom", default=None)
+    valid_until: Instant | None = Field(alias="validUntil", default=None)
+
+    @model_validator(mode="after")
+    def _window_ends_after_it_starts(self) -> TopupOffer:
+        if (self.valid_from is not None and self.valid_until is not None
+                and self.valid_until <= self.valid_from):
+            raise ValueError("validUntil must come after validFrom")
+        return self
 
 
 class TopupRules(Rules):
@@ -95,6 +105,37 @@ class CheckinRules(Rules):
     points: int = Field(ge=0)
     streak_days: int = Field(alias="streakDays", ge=1)
     streak_bonus: int = Field(alias="streakBonus", ge=0)
+    # Make-up check-ins (补签): docs/checkins.md.
+    make_up_days: int = Field(alias="makeUpDays", default=3, ge=0, le=31,
+                              description="How many days before today a missed day may be filled")
+    make_up_cost: int = Field(alias="makeUpCost", default=20, ge=0, description="points")
+    make_up_per_month: int = Field(alias="makeUpPerMonth", default=2, ge=0, le=31,
+                                   description="Make-ups per calendar month of the filled day")
+
+
+# Profile fields a member-reported task may require (wire names); docs/checkins.md.
+ProfileField = Literal["nickname", "storeId"]
+
+
+class Task(Rules):
+    """A task (任务): what completing it earns, how often, and who reports it."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    name: str = Field(min_length=1, max_length=64)
+    points: int = Field(default=0, ge=0)
+    growth: int = Field(default=0, ge=0)
+    limit: Literal["once", "daily", "per_order"]
+    trigger: Literal["member", "review.posted"] = Field(
+        description="'member': reported by the app; otherwise the inbound event type")
+    profile_fields: tuple[ProfileField, ...] = Field(alias="profileFields", default=())
+
+    @model_validator(mode="after")
+    def _earns_something(self) -> Task:
+        if self.points + self.growth == 0:
+            raise ValueError(f"task {self.id} earns neither points nor growth")
+        if self.profile_fields and self.trigger != "member":
+            raise ValueError(f"task {self.id}: profile fields are checked on member reports only")
+        return self
 
 
 class HoldRules(Rules):
@@ -114,7 +155,13 @@ class Program(Rules):
     topup: TopupRules
     paid_plans: tuple[PaidPlan, ...] = Field(alias="paidPlans", default=())
     checkin: CheckinRules
+    tasks: tuple[Task, ...] = ()
     holds: HoldRules
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return calendar.check_zone(value)
 
     @model_validator(mode="after")
     def _tiers_ascend_from_zero(self) -> Program:
@@ -125,6 +172,8 @@ class Program(Rules):
             raise ValueError("tier thresholds must strictly ascend")
         if len({t.id for t in self.tiers}) != len(self.tiers):
             raise ValueError("tier ids must be unique")
+        if len({t.id for t in self.tasks}) != len(self.tasks):
+            raise ValueError("task ids must be unique")
         return self
 
     # Tier lookups live here because every capability needs them.
@@ -156,15 +205,21 @@ def _benefit(code: str, name: str) -> Benefit:
     return Benefit(code=code, name=name)
 
 
-def default_program() -> Program:
-    """The program the design brief fixes; the local stack and the tests start from it."""
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
+def default_program(time_zone: str = DEFAULT_TIME_ZONE) -> Program:
+    """The program the design brief fixes; the local stack and the tests start from it.
+
+    Its calendar is the deployment's (the `ProgramTimeZone` parameter): storage passes it.
+    """
     birthday = _benefit("birthday_gift", "Birthday gift")
     shipping = _benefit("free_shipping", "Free shipping")
     priority = _benefit("priority_service", "Priority service")
     return Program(
         id="default",
         name="Membership",
-        timeZone="Asia/Shanghai",
+        timeZone=time_zone,
         signupGift=GiftPack(points=100),
         growth=GrowthRules(perYuan=1, checkin=5),
         tiers=(
@@ -207,6 +262,13 @@ def default_program() -> Program:
                 benefits=(shipping, _benefit("plus_points_x2", "Double points on orders")),
             ),
         ),
-        checkin=CheckinRules(points=5, streakDays=7, streakBonus=20),
+        checkin=CheckinRules(points=5, streakDays=7, streakBonus=20, makeUpDays=3,
+                             makeUpCost=20, makeUpPerMonth=2),
+        tasks=(
+            Task(id="profile_completed", name="Complete your profile", points=50,
+                 limit="once", trigger="member", profileFields=("nickname", "storeId")),
+            Task(id="review_posted", name="Review an order", points=10, growth=5,
+                 limit="per_order", trigger="review.posted"),
+        ),
         holds=HoldRules(ttlMinutes=30),
     )

@@ -22,13 +22,19 @@ from membership.domain import calendar
 from membership.domain.ledger import PostingBuilder
 from membership.domain.program import Program
 from membership.domain.tiers import change_tier, settlement_target
-from membership.errors import DomainError, InvalidRequest
+from membership.errors import Conflict, DomainError, InvalidRequest
 
 PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class InvalidPeriod(InvalidRequest):
     code = "invalid_period"
+
+
+class PeriodNotSettleable(Conflict):
+    """Only the month that ended last is settled; older periods are report-only."""
+
+    code = "period_not_settleable"
 
 
 class NothingToSettle(DomainError):
@@ -71,6 +77,7 @@ class Snapshot(BaseModel):
 
     member_id: str
     tier_id: str
+    tier_since: datetime | None = None
     growth_months: dict[str, int] = Field(default_factory=dict)
     points_next_expiry_at: datetime | None = None
     paid_plan_ends_at: datetime | None = None
@@ -113,6 +120,11 @@ def decide(snapshot: Snapshot, program: Program, period: str) -> Decision:
         return Decision(member_id=snapshot.member_id, period=period, tier_before=current.id,
                         tier_after=current.id, rolling_growth=rolling, already_settled=True)
     target = settlement_target(program, current.id, rolling)
+    if (snapshot.tier_since is not None and snapshot.tier_since >= close
+            and program.tier_index(target.id) < program.tier_index(current.id)):
+        # The tier changed after the period closed (e.g. an order paid at 00:03 on the 1st
+        # upgraded it on growth this period does not see): the period has no say over it.
+        target = current
     expiry = snapshot.points_next_expiry_at
     plan_end = snapshot.paid_plan_ends_at
     return Decision(
@@ -126,7 +138,7 @@ def decide(snapshot: Snapshot, program: Program, period: str) -> Decision:
 def snapshot_of(member) -> Snapshot:
     """The snapshot of a full `Member` (the fresh state a posting reads)."""
     return Snapshot(
-        member_id=member.member_id, tier_id=member.tier_id,
+        member_id=member.member_id, tier_id=member.tier_id, tier_since=member.tier_since,
         growth_months=dict(member.growth_months),
         points_next_expiry_at=member.points_next_expiry_at,
         paid_plan_ends_at=member.paid_plan.ends_at if member.paid_plan else None,
@@ -156,9 +168,10 @@ def apply(builder: PostingBuilder, program: Program, period: str) -> dict:
                 "period": period,
                 "occurredAt": calendar.wire(builder.now, tz),
             })
-    direction = change_tier(builder, program, program.tier(decision.tier_after),
-                            reason="settlement", rolling_growth=decision.rolling_growth,
-                            period=period)
+    change = change_tier(builder, program, program.tier(decision.tier_after),
+                         reason="settlement", rolling_growth=decision.rolling_growth,
+                         period=period)
+    direction = change.direction if change else None
     if decision.lapse_plan:
         builder.set(paid_plan=None)
     builder.set(settled_period=period)

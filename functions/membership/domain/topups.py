@@ -4,7 +4,8 @@ A top-up credits the amount paid to the principal bucket and the offer's bonus t
 bonus bucket, tracked apart, and leaves a `TopupRecord` so that a refund can find what
 it gave. A refund returns principal only while the member still holds it, and claws
 back the top-up's bonus in proportion to the principal refunded, as far as the bonus
-balance still holds it; bonus already spent is forgiven (see docs/topups.md).
+balance still holds it; the share already spent (or held) becomes bonus debt, which every
+later bonus credit pays first (see docs/topups.md and docs/money.md).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from membership.domain import calendar
 from membership.domain.ledger import PostingBuilder
-from membership.domain.members import ApiModel, Member, is_stored_value_member
+from membership.domain.members import ApiModel, Member, is_stored_value_member, omit_default
 from membership.domain.program import Program, TopupOffer, TopupRules
 from membership.errors import Conflict, DomainError, InvalidRequest, NotFound
 
@@ -46,6 +47,12 @@ class DailyTopupLimitExceeded(InvalidRequest):
 
 class PaymentNotVerified(InvalidRequest):
     code = "payment_not_verified"
+
+
+class PaymentProviderNotConfigured(PaymentNotVerified):
+    """A deployment that names no payment provider verifies nothing (fails closed)."""
+
+    code = "payment_provider_not_configured"
 
 
 class PaymentAmountMismatch(InvalidRequest):
@@ -95,8 +102,10 @@ class TopupResponse(ApiModel):
 class RefundRequest(ApiModel):
     refund_reference: Reference = Field(
         alias="refundReference", description="The payment provider's refund id")
-    amount: StrictInt | None = Field(
-        default=None, gt=0, le=MAX_FEN,
+    # Absent means the whole unrefunded principal; an explicit null is refused, so a
+    # client that lost its amount does not refund everything by accident.
+    amount: StrictInt = Field(
+        default=None, gt=0, le=MAX_FEN, json_schema_extra=omit_default,
         description="Principal to refund, fen; the whole unrefunded principal when absent")
     reason: Annotated[str, StringConstraints(max_length=256)] | None = None
 
@@ -106,8 +115,12 @@ class RefundResponse(ApiModel):
     refund_reference: str = Field(alias="refundReference")
     principal: int = Field(description="Principal returned to the payer, fen")
     bonus_clawed_back: int = Field(alias="bonusClawedBack")
-    bonus_forgiven: int = Field(alias="bonusForgiven",
-                                description="Bonus share already spent, not taken back")
+    bonus_forgiven: int = Field(
+        alias="bonusForgiven",
+        description="Bonus share already spent or held, not taken back now: it is recorded "
+                    "as bonus debt, which later bonus credits pay first")
+    bonus_debt: int = Field(alias="bonusDebt", default=0,
+                            description="The member's outstanding bonus debt after this refund")
     balance: BalanceOut
     topup: dict = Field(description="The top-up's totals after this refund")
     refunded_at: str = Field(alias="refundedAt")
@@ -305,6 +318,10 @@ def apply_refund(builder: PostingBuilder, program: Program, record: TopupRecord,
     builder.debit_buckets(principal=plan.principal, reason="topup_refund")
     if plan.bonus_clawed_back:
         builder.debit_buckets(bonus=plan.bonus_clawed_back, reason="topup_bonus_clawback")
+    if plan.bonus_forgiven:
+        # Spent or held: owed back from the next bonus that reaches the member, so bonus
+        # coming back from that hold or order never returns a refunded top-up's bonus.
+        builder.record_bonus_debt(plan.bonus_forgiven, reason="topup_bonus_debt")
     before = builder.member
     # Cumulative top-ups count what the member keeps paid in: a refund takes its part back.
     builder.set(topup_total=max(before.topup_total - plan.principal, 0))
@@ -321,6 +338,7 @@ def apply_refund(builder: PostingBuilder, program: Program, record: TopupRecord,
     builder.result = RefundResponse(
         topupId=record.topup_id, refundReference=refund_reference, principal=plan.principal,
         bonusClawedBack=plan.bonus_clawed_back, bonusForgiven=plan.bonus_forgiven,
+        bonusDebt=after.bonus_debt,
         balance=balance, topup=updated.totals(), refundedAt=refunded_at,
     ).model_dump(mode="json", by_alias=True) | {"memberId": after.member_id}
     builder.emit("topup.refunded", {

@@ -7,7 +7,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.topups import RefundRequest, RefundResponse, check_idempotency_key
-from membership.handlers.http import build_app, error_responses, model_response, require_subject
+from membership.handlers.http import (
+    IDEMPOTENCY_EXTENSION,
+    build_app,
+    error_responses,
+    model_response,
+    require_subject,
+)
 from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
@@ -26,6 +32,7 @@ TopupId = Annotated[str, Path(pattern=r"^T[A-Z2-7]{24}$", description="The top-u
                 "then a no-op. Needs an Idempotency-Key header.",
     responses={201: model_response(RefundResponse, "Refunded (or the first answer, replayed)"),
                **error_responses(400, 403, 404, 409, 422, 503)},
+    openapi_extensions={IDEMPOTENCY_EXTENSION: True},
     tags=["stored value", "admin"],
 )
 def refund_topup(topupId: TopupId, body: RefundRequest):

@@ -39,8 +39,11 @@ def post_quote(body: QuoteRequest):
     summary="Reserve points and stored value for an order (idempotent by orderId)",
     description=(
         "The first hold of an order answers 201; the same order with the same amounts "
-        "answers 200 with that hold; with other amounts 409 hold_mismatch. A hold lapses "
-        "after the program's holds.ttlMinutes unless the order is paid."),
+        "answers 200 with that hold while it is still open; with other amounts 409 "
+        "hold_mismatch; once it was released (cancelled or lapsed) 409 "
+        "hold_already_released, captured 409 hold_already_captured, past its expiry 409 "
+        "hold_expired. A hold lapses after the program's holds.ttlMinutes unless the order "
+        "is paid."),
     responses={201: model_response(HoldView, "Held"),
                200: model_response(HoldView, "This order was held already"),
                **error_responses(400, 403, 404, 409, 422)},

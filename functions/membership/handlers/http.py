@@ -1,15 +1,24 @@
 """What every HTTP handler shares: the resolver, who is calling, and error responses.
 
-Domain errors become HTTP responses here and nowhere else.
+Domain errors become HTTP responses here and nowhere else. Before a route sees a request,
+the resolver refuses what no route should parse (`check_request`): a body that is not
+JSON sent as `application/json`, not UTF-8, nested deeper or with longer numbers than any
+model needs, and text with control or bidirectional characters anywhere (body, query,
+path). Each is a 4xx with a stable code, and nothing is written.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from membership.domain import text
 from membership.domain.ledger import PostingTooLarge
 from membership.errors import (
     Conflict,
@@ -23,6 +32,10 @@ from membership.errors import (
 from membership.observability import logger
 
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+# Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
+# needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
+IDEMPOTENCY_EXTENSION = "x-idempotency-key"
 
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
@@ -60,8 +73,166 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
-def build_app() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+# ---- requests no route parses ----------------------------------------------------------
+
+class Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def _number(literal: str) -> int | float:
+    if len(literal) > text.MAX_NUMBER_CHARS:
+        raise ValueError(f"a number has more than {text.MAX_NUMBER_CHARS} characters")
+    return float(literal) if any(c in literal for c in ".eE") else int(literal)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: str) -> Any:
+    """json.loads with the limits every body shares; ValueError with the reason."""
+    try:
+        return json.loads(raw, parse_int=_number, parse_float=_number,
+                          parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {text.MAX_DEPTH} levels") from None
+
+
+def _is_json(content_type: str) -> bool:
+    media, _, params = content_type.partition(";")
+    if media.strip().lower() != JSON:
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+                "utf-8", "utf8"):
+            return False
+    return True
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str:
+    for key, value in headers.items():
+        if isinstance(key, str) and key.lower() == name:
+            return str(value)
+    return ""
+
+
+def _check_text(values: object, where: str) -> None:
+    if not isinstance(values, Mapping):
+        return
+    for name, value in values.items():
+        for item in (name, value):
+            if isinstance(item, str) and text.unsafe_character(item) is not None:
+                raise Refusal(400, "invalid_text", f"the {where} may not contain control or "
+                              "bidirectional characters", location=where)
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == FORM
+
+
+def _path(event: Mapping[str, Any]) -> str:
+    return str(event.get("rawPath") or
+               ((event.get("requestContext") or {}).get("http") or {}).get("path") or "")
+
+
+def check_request(event: Mapping[str, Any], form_paths: frozenset[str] = frozenset()) -> None:
+    """Raise Refusal for what no route of this API accepts, whatever its schema.
+
+    `form_paths` take a form-encoded body instead (a payment provider's notification): it
+    must be UTF-8, and the route reads and authenticates its fields itself."""
+    _check_text(event.get("queryStringParameters"), "query")
+    _check_text(event.get("pathParameters"), "path")
+    body = event.get("body")
+    if body is None or body == "":
+        return
+    if not isinstance(body, str):
+        raise Refusal(400, "malformed_body", "the body is not text")
+    content_type = _header(event.get("headers") or {}, "content-type")
+    form = _is_form(content_type) and _path(event) in form_paths
+    if not form and not _is_json(content_type):
+        raise Refusal(415, "unsupported_media_type",
+                      "send the body as application/json (UTF-8)")
+    try:
+        raw = (base64.b64decode(body, validate=True) if event.get("isBase64Encoded")
+               else body.encode("utf-8"))
+        decoded = raw.decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeError is a ValueError
+        raise Refusal(400, "malformed_body", "the body is not valid UTF-8") from None
+    if form:
+        return
+    try:
+        document = parse_json(decoded)
+    except ValueError as exc:
+        raise Refusal(400, "malformed_body", f"the body is not valid JSON: {exc}") from None
+    try:
+        text.check_document(document)
+    except text.UnsafeDocument as exc:
+        status, code = ((400, "malformed_body") if exc.reason.startswith("nested")
+                        else (422, "invalid_text"))
+        raise Refusal(status, code, f"the body is refused: {exc.reason}",
+                      field=exc.path) from None
+
+
+class GuardedResolver(APIGatewayHttpResolver):
+    """The resolver every HTTP function uses: `check_request` runs before any route.
+
+    Powertools keeps the request being resolved on the resolver (the event on a class
+    attribute shared by every router, route arguments and validated values in
+    `self.context`). Lambda resolves one request per process at a time; tests and the
+    local stack call handlers from several threads, where those would be another
+    request's. Here they are per thread.
+    """
+
+    _per_thread = threading.local()
+    # Paths whose body is form-encoded rather than JSON (see check_request).
+    form_paths: frozenset[str] = frozenset()
+
+    @property
+    def current_event(self):
+        return self._per_thread.event
+
+    @current_event.setter
+    def current_event(self, value) -> None:
+        self._per_thread.event = value
+
+    @property
+    def lambda_context(self):
+        return getattr(self._per_thread, "lambda_context", None)
+
+    @lambda_context.setter
+    def lambda_context(self, value) -> None:
+        self._per_thread.lambda_context = value
+
+    @property
+    def context(self) -> dict:
+        if not hasattr(self._per_thread, "context"):
+            self._per_thread.context = {}
+        return self._per_thread.context
+
+    @context.setter
+    def context(self, value: dict) -> None:
+        self._per_thread.context = value
+
+    def resolve(self, event, context):
+        try:
+            check_request(event, self.form_paths)
+        except Refusal as refused:
+            response = error_response(refused.status, refused.code, refused.message,
+                                      **refused.details)
+            return {"statusCode": response.status_code, "body": response.body,
+                    "headers": {"Content-Type": JSON}, "isBase64Encoded": False}
+        self.current_event = self._to_proxy_event(event)
+        self.lambda_context = context
+        self.context = {}
+        return super().resolve(event, context)
+
+
+def build_app(form_paths: tuple[str, ...] = ()) -> APIGatewayHttpResolver:
+    app = GuardedResolver(enable_validation=True)
+    app.form_paths = frozenset(form_paths)
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
@@ -78,6 +249,11 @@ def build_app() -> APIGatewayHttpResolver:
             return error_response(400, "malformed_body", "the body is not valid JSON")
         return error_response(422, "validation_failed", "the request does not match its schema",
                               errors=errors)
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _undecodable(_exc: UnicodeDecodeError) -> Response:
+        # A base64-encoded (binary) body that is not UTF-8 fails before validation sees it.
+        return error_response(400, "malformed_body", "the body is not valid JSON")
 
     @app.not_found
     def _not_found(_exc: Exception) -> Response:

@@ -2,15 +2,18 @@
 
 Every failure raises, so the invocation fails and is retried, then lands in the rule's
 dead-letter queue (with an alarm on its depth):
-- a malformed event (pydantic rejects the envelope or the detail) changes nothing;
+- a malformed event (not an envelope, a detail its model refuses, refused text, a
+  timestamp without an offset, out of range or in the future) raises MalformedEvent and
+  changes nothing;
 - an event about an order whose payment has not landed (a refund or completion that
   overtook its `order.paid`) raises OrderNotPaidYet: not applied, not dropped, retried;
-- a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly.
+- a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly;
+- an event whose key was applied with another payload (order.paid with other amounts or
+  lines, a refundId reused for other lines) raises PayloadMismatch: never a silent replay.
 """
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from membership.domain.checkout import (
     OrderCancelled,
@@ -19,6 +22,8 @@ from membership.domain.checkout import (
     OrderPaid,
     OrderRefunded,
 )
+from membership.domain.ledger import PayloadMismatch
+from membership.handlers.events import MalformedEvent, detail_of, envelope_of
 from membership.observability import logger, metrics, tracer
 from membership.services import orders
 
@@ -30,18 +35,25 @@ ROUTES = {
 }
 
 
-class UnknownDetailType(ValueError):
+class UnknownDetailType(MalformedEvent):
     pass
 
 
 def apply(event: dict) -> dict:
     """Parse one EventBridge event and apply it; returns what the effect answered."""
-    envelope = EventBridgeModel.model_validate(event)
     try:
-        model, service = ROUTES[envelope.detail_type]
-    except KeyError:
-        raise UnknownDetailType(f"no consumer for {envelope.detail_type!r}") from None
-    detail = model.model_validate(envelope.detail)
+        envelope = envelope_of(event)
+        try:
+            model, service = ROUTES[envelope.detail_type]
+        except KeyError:
+            raise UnknownDetailType(
+                f"no consumer for {envelope.detail_type[:64]!r}") from None
+        detail = detail_of(envelope, model)
+    except MalformedEvent as exc:
+        metrics.add_metric(name="OrderEventsMalformed", unit=MetricUnit.Count, value=1)
+        logger.warning("malformed order event; failing so it reaches the DLQ",
+                       extra={"reason": str(exc)})
+        raise
     logger.append_keys(detail_type=envelope.detail_type, event_id=envelope.id,
                        order_id=detail.order_id)
     try:
@@ -49,6 +61,11 @@ def apply(event: dict) -> dict:
     except OrderNotPaidYet:
         metrics.add_metric(name="OrderEventsEarly", unit=MetricUnit.Count, value=1)
         logger.warning("the order's payment has not landed yet; failing so it is retried")
+        raise
+    except PayloadMismatch:
+        metrics.add_metric(name="OrderEventsPayloadMismatch", unit=MetricUnit.Count, value=1)
+        logger.error("an event key was applied before with another payload; failing so it "
+                     "reaches the dead-letter queue")
         raise
     metrics.add_metric(name="OrderEventsReplayed" if outcome.replayed else "OrderEventsApplied",
                        unit=MetricUnit.Count, value=1)

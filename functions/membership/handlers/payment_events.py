@@ -8,14 +8,14 @@ no longer, and a person must settle it (docs/topups.md).
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import envelopes, parse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from membership.domain.instants import Instant
 from membership.domain.topups import MAX_FEN, Reference, RefundRequest
+from membership.handlers.events import MalformedEvent, detail_of, envelope_of
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
 
@@ -30,14 +30,20 @@ class PaymentRefunded(BaseModel):
     amount: StrictInt = Field(gt=0, le=MAX_FEN)
     channel: Annotated[str, StringConstraints(max_length=32)] | None = None
     reason: Annotated[str, StringConstraints(max_length=256)] | None = None
-    occurred_at: datetime = Field(alias="occurredAt")
+    occurred_at: Instant = Field(alias="occurredAt")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    notice = parse(event=event, model=PaymentRefunded, envelope=envelopes.EventBridgeEnvelope)
+    try:
+        notice = detail_of(envelope_of(event), PaymentRefunded)
+    except MalformedEvent as exc:
+        metrics.add_metric(name="PaymentRefundsMalformed", unit=MetricUnit.Count, value=1)
+        logger.warning("malformed payment.refunded; failing so it reaches the DLQ",
+                       extra={"reason": str(exc)})
+        raise
     logger.append_keys(paymentReference=notice.payment_reference,
                        refundReference=notice.refund_reference)
     try:

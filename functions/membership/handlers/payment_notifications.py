@@ -17,7 +17,9 @@ from membership.handlers.http import JSON, build_app, error_responses, json_resp
 from membership.observability import logger, metrics, tracer
 from membership.services import payment_notifications
 
-app = build_app()
+ALIPAY_PATH = "/v1/payments/alipay/notifications"
+# Alipay posts its fields form-encoded; every other body of the API is JSON.
+app = build_app(form_paths=(ALIPAY_PATH,))
 
 WECHATPAY_ACK = {"code": "SUCCESS", "message": "OK"}
 ALIPAY_ACK = "success"

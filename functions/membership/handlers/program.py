@@ -17,7 +17,7 @@ app = build_app()
 
 @app.get(
     "/v1/program",
-    summary="Tiers with thresholds and benefits, top-up offers, points and check-in rules",
+    summary="Tiers with thresholds and benefits, top-up offers, points, check-in and task rules",
     responses={200: model_response(Program, "The program"), **error_responses(403)},
     tags=["program"],
 )

@@ -5,21 +5,16 @@ transaction, so an event goes out if and only if its change committed.
 """
 from __future__ import annotations
 
+from membership import aws
 from membership.config import get_settings
 from membership.observability import logger, metrics, tracer
 
 SOURCE = "membership"
 MAX_ENTRIES_PER_CALL = 10
-_client = None
 
 
 def _events_client():
-    global _client
-    if _client is None:
-        import botocore.session  # botocore alone: boto3's resource layer is not needed
-
-        _client = botocore.session.get_session().create_client("events")
-    return _client
+    return aws.client("events")
 
 
 def outbox_entries(record: dict) -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from membership import aws
 from membership.config import get_settings
 from membership.domain import calendar
 from membership.errors import Conflict
@@ -18,16 +19,10 @@ from membership.observability import logger, metrics, tracer
 from membership.services import settlement
 
 MAX_BATCH = 10
-_sqs = None
 
 
 def _sqs_client():
-    global _sqs
-    if _sqs is None:
-        import botocore.session  # botocore alone: boto3's resource layer is not needed
-
-        _sqs = botocore.session.get_session().create_client("sqs")
-    return _sqs
+    return aws.client("sqs")
 
 
 def enqueue(messages: list[dict]) -> None:
@@ -75,7 +70,8 @@ def worker(event, context):
                 enqueue([message])  # the rest of the segment, from its checkpoint
         except Conflict as exc:
             # Another invocation owns this segment's checkpoint: it carries on, this stops.
-            logger.warning("segment taken over", extra={"code": exc.code})
+            # Or the period is report-only now: a later month was settled meanwhile.
+            logger.warning("segment not settled here", extra={"code": exc.code})
         except Exception:  # noqa: BLE001 - the message goes back to the queue, then the DLQ
             logger.exception("segment failed", extra={"messageId": record.get("messageId")})
             failures.append({"itemIdentifier": record["messageId"]})

@@ -6,6 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.topups import TopupRequest, TopupResponse, check_idempotency_key
 from membership.handlers.http import (
+    IDEMPOTENCY_EXTENSION,
     JSON,
     build_app,
     error_responses,
@@ -36,6 +37,7 @@ def answer(status: int, body: dict, replayed: bool) -> Response:
                 "Idempotent-Replayed: true.",
     responses={201: model_response(TopupResponse, "Credited (or the first answer, replayed)"),
                **error_responses(400, 403, 404, 409, 422, 503)},
+    openapi_extensions={IDEMPOTENCY_EXTENSION: True},
     tags=["stored value"],
 )
 def create_topup(body: TopupRequest):

@@ -1,13 +1,17 @@
 """Alipay (支付宝) on `python-alipay-sdk`: the trade query and the signed asynchronous
 notifications of payments and refunds.
 
-The SDK (and `pycryptodomex`, `pyOpenSSL`) is imported when a verifier first needs it.
+The SDK (and `pycryptodomex`) is imported when a verifier first needs it, without
+pyOpenSSL (`_import_sdk`).
 Keys come from the secret named by `ALIPAY_SECRET_NAME` (docs/payments.md), in public-key
 mode (公钥模式): the app's private key signs the queries, Alipay's public key checks the
 answers and the notifications (RSA2, SHA256withRSA).
 """
 from __future__ import annotations
 
+import sys
+import threading
+import types
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote
@@ -72,7 +76,44 @@ class Client:
     sdk: object  # alipay.AliPay
 
 
+_sdk_lock = threading.Lock()
+
+
+class _CertificateModeUnavailable(types.ModuleType):
+    def __getattr__(self, name: str):
+        raise RuntimeError("Alipay's certificate mode needs pyOpenSSL, which is not shipped; "
+                           "this deployment verifies in public-key mode (docs/payments.md)")
+
+
+def _import_sdk() -> types.ModuleType:
+    """python-alipay-sdk, imported without pyOpenSSL.
+
+    The SDK imports pyOpenSSL at module level for its certificate mode (DCAliPay) alone;
+    the public-key mode used here never calls it. It is not shipped (layers/Makefile):
+    wherever pyOpenSSL is installed, botocore imports it through urllib3's TLS backend at
+    every cold start (docs/cold-start.md). So where it is absent, a placeholder stands in
+    for it while the SDK is imported, and says why if certificate mode is ever used.
+    """
+    loaded = sys.modules.get("alipay")
+    if loaded is not None:
+        return loaded
+    with _sdk_lock:
+        placeholder = None
+        if "OpenSSL" not in sys.modules:
+            try:
+                import OpenSSL  # noqa: F401 - where it is installed, the SDK gets the real one
+            except ImportError:
+                placeholder = sys.modules["OpenSSL"] = _CertificateModeUnavailable("OpenSSL")
+        try:
+            import alipay
+        finally:
+            if placeholder is not None and sys.modules.get("OpenSSL") is placeholder:
+                del sys.modules["OpenSSL"]
+    return alipay
+
+
 def _build(config: AlipayConfig) -> Client:
+    _import_sdk()
     from alipay import AliPay
     from alipay.utils import AliPayConfig
 
@@ -133,6 +174,7 @@ def query(reference: str) -> ProviderPayment | None:
     """The trade by the merchant's order number; None when Alipay does not know it."""
     from urllib.error import HTTPError, URLError
 
+    _import_sdk()
     from alipay.exceptions import AliPayException, AliPayValidationError
 
     ali = client()
@@ -209,6 +251,7 @@ def parse_form(body: str) -> dict[str, str]:
 def read_notification(body: str, now: datetime | None = None) -> Notification:
     """Authenticate a notification (RSA2 signature over every field but sign and
     sign_type, this app and seller, notify_time within the window) and read it."""
+    _import_sdk()
     from alipay.exceptions import AliPayException
 
     now = now or datetime.now(UTC)

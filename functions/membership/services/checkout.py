@@ -25,7 +25,9 @@ def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]
     """Reserve points and stored value for an order: (hold, created).
 
     Idempotent by order id: the guard `hold:<orderId>` makes the first hold the only one;
-    asking again with the same amounts answers it again, with other amounts is a conflict.
+    asking again with the same amounts answers it again while it is still open; a hold
+    that was released (cancelled, lapsed) or captured since is a conflict saying so, and
+    other amounts are a conflict too.
     """
     now = now or _now()
     program = load_program()
@@ -38,9 +40,14 @@ def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]
         return builder.build()
 
     outcome = ledger.post(request.member_id, source_key, build)
-    if outcome.replayed and not checkout.same_hold(outcome.result, request):
+    if not outcome.replayed:
+        return outcome.result, True
+    if not checkout.same_hold(outcome.result, request):
         raise HoldMismatch(
             f"order {request.order_id} is already held with other amounts",
             held_points=outcome.result.get("points"),
             held_balance=(outcome.result.get("balance") or {}).get("total"))
-    return outcome.result, not outcome.replayed
+    # The first answer said "held"; what matters now is whether it still is.
+    current = ledger.read_hold(request.member_id, checkout.hold_id_for(request.order_id))
+    checkout.check_still_held(current, request.order_id, now)
+    return outcome.result, False

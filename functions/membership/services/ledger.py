@@ -23,18 +23,24 @@ def encode_cursor(key: dict | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
 
 
-def decode_cursor(cursor: str | None, member_id: str) -> dict | None:
-    """Cursors are opaque to clients, and only ever point into the caller's own partition."""
+class InvalidCursor(InvalidRequest):
+    code = "invalid_cursor"
+
+
+def decode_cursor(cursor: str | None, member_id: str, asset: str) -> dict | None:
+    """Cursors are opaque to clients, and only ever point into the caller's own partition,
+    at an entry of the asset being paged (another asset's key is outside the query)."""
     if not cursor:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         pk = key["PK"]["S"]
         sk = key["SK"]["S"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidRequest("cursor is not one this API issued") from None
-    if pk != f"MEMBER#{member_id}" or not sk.startswith("ENTRY#"):
-        raise InvalidRequest("cursor is not one this API issued")
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise InvalidCursor("cursor is not one this API issued") from None
+    if (not isinstance(pk, str) or not isinstance(sk, str) or pk != f"MEMBER#{member_id}"
+            or not sk.startswith(f"ENTRY#{asset}#") or len(sk) > 256):
+        raise InvalidCursor("cursor is not one this API issued for this asset")
     return {"PK": {"S": pk}, "SK": {"S": sk}}
 
 
@@ -42,7 +48,7 @@ def ledger_page(subject: str, asset: str, limit: int, cursor: str | None
                 ) -> tuple[list[Entry], str | None]:
     member_id = member_id_for(subject)
     get_member(member_id)  # a member who never signed up is 404, not an empty page
-    start = decode_cursor(cursor, member_id)
+    start = decode_cursor(cursor, member_id, asset)
     entries, last = store.entries_page(member_id, asset, min(limit, MAX_PAGE), start)
     return entries, encode_cursor(last)
 

@@ -2,7 +2,9 @@
 
 Each effect has a deterministic source key, so a redelivery is a no-op whatever its
 timing; an event about an order whose payment has not landed raises OrderNotPaidYet,
-which the caller lets fail so that the delivery is retried.
+which the caller lets fail so that the delivery is retried. The guard keeps a hash of the
+event's payload: the same key with another payload (other amounts or lines, another
+refund under a used refundId) raises PayloadMismatch, never a silent replay.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from membership.domain.checkout import (
     OrderRefunded,
     Settlement,
 )
-from membership.domain.ledger import PostingBuilder
+from membership.domain.ledger import PostingBuilder, payload_hash
 from membership.domain.tiers import upgrade_if_qualified
 from membership.errors import DomainError
 from membership.storage import ledger
@@ -65,7 +67,8 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
                           condition=OrderItem.PK.does_not_exist(),
                           on_condition_failed=ledger.AlreadyApplied),)
 
-    return ledger.post(event.member_id, source_key, build, extra)
+    return ledger.post(event.member_id, source_key, build, extra,
+                       payload_hash=payload_hash(event))
 
 
 class _NothingToRelease(DomainError):
@@ -91,7 +94,7 @@ def cancelled(event: OrderCancelled, now: datetime | None = None) -> ledger.Outc
         return builder.build()
 
     try:
-        return ledger.post(event.member_id, source_key, build)
+        return ledger.post(event.member_id, source_key, build, payload_hash=_ids_hash(event))
     except _NothingToRelease:
         # Never held, already captured (a paid order is refunded, not cancelled), or
         # released: writing nothing keeps every redelivery free.
@@ -112,7 +115,7 @@ def completed(event: OrderCompleted, now: datetime | None = None) -> ledger.Outc
         checkout.complete_order(builder, settlement)
         return builder.build()
 
-    return ledger.post(event.member_id, source_key, build)
+    return ledger.post(event.member_id, source_key, build, payload_hash=_ids_hash(event))
 
 
 def refunded(event: OrderRefunded, now: datetime | None = None) -> ledger.Outcome:
@@ -139,4 +142,19 @@ def refunded(event: OrderRefunded, now: datetime | None = None) -> ledger.Outcom
                           condition=OrderItem.version == version,
                           on_condition_failed=Retry),)
 
-    return ledger.post(event.member_id, source_key, build, extra)
+    return ledger.post(event.member_id, source_key, build, extra,
+                       payload_hash=_refund_hash(event))
+
+
+def _ids_hash(event) -> str:
+    """Cancellation and completion mean the same whenever they were stamped: the ids only."""
+    return payload_hash({"orderId": event.order_id, "memberId": event.member_id})
+
+
+def _refund_hash(event: OrderRefunded) -> str:
+    # The refund's time is when it happened, not what it is: a redelivery stamped again
+    # is the same refund. Lines are what it refunds, in any order.
+    lines = None if event.lines is None else sorted(
+        (line.line_id, line.quantity) for line in event.lines)
+    return payload_hash({"orderId": event.order_id, "memberId": event.member_id,
+                         "refundId": event.refund_id, "lines": lines})

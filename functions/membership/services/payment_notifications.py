@@ -84,8 +84,10 @@ def apply_refund(refund: ProviderRefund, now: datetime | None = None) -> Applied
     top-up is 404 topup_not_found, so the provider sends it again: its payment's own
     notification may still be on the way. (Paid plans add their refunds here.)"""
     try:
-        request = RefundRequest(refundReference=refund.refund_reference, amount=refund.amount,
-                                reason=f"{refund.channel} refund")
+        # A provider that reports totals names no amount: absent, never an explicit null.
+        amount = {} if refund.amount is None else {"amount": refund.amount}
+        request = RefundRequest(refundReference=refund.refund_reference,
+                                reason=f"{refund.channel} refund", **amount)
     except ValidationError:
         raise MalformedNotification("the refund's reference or amount is not one a top-up's "
                                     "refund can have") from None

@@ -4,8 +4,8 @@ Each provider has one secret, a JSON object (docs/payments.md), named by a templ
 parameter (`WechatPaySecretName`, `AlipaySecretName`); the function's role may read those
 secrets and nothing else. A secret is kept for `PAYMENT_SECRET_CACHE_SECONDS`, so a
 rotation reaches every container within that time without a read per request.
-Powertools (and with it boto3) is imported on first use: only functions that verify
-payments ever get here.
+Powertools Parameters (and with it boto3) is imported on first use: only functions that
+verify payments ever get here. Its client is the process's (membership.aws).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from membership.config import get_settings
-from membership.domain.payments import PaymentProviderNotConfigured
+from membership.domain.topups import PaymentProviderNotConfigured
 from membership.errors import Unavailable
 from membership.observability import logger
 
@@ -35,7 +35,10 @@ def _secrets_provider():
             if _provider is None:
                 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-                _provider = SecretsProvider()
+                from membership import aws
+
+                # The process's own client (membership.aws), not a second botocore session.
+                _provider = SecretsProvider(boto3_client=aws.client("secretsmanager"))
     return _provider
 
 

@@ -5,10 +5,10 @@ naming it in the `PAYMENT_VERIFIER` setting ("package.module.ClassName"); the cl
 built once per container with no arguments (read its own configuration from Settings
 or the environment there). See docs/topups.md.
 
-The shipped default, `TestReferenceVerifier`, accepts only references that start with
-"test-": enough for the local stack and the tests, and useless to a fraudster, since a
-deployment that keeps it can be topped up for free only with obviously fake references.
-Production deployments must name their provider's verifier.
+Nothing fails open: the default, `NoPaymentProvider`, refuses every payment (422
+payment_provider_not_configured), so a deployment that names no provider credits nothing.
+`TestReferenceVerifier` accepts references that start with "test-"; the local stack and
+the tests opt into it explicitly. Production deployments name their provider's verifier.
 """
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from membership.config import get_settings
-from membership.domain.topups import PaymentNotVerified
+from membership.domain.topups import PaymentNotVerified, PaymentProviderNotConfigured
 
 TEST_PREFIX = "test-"
+DEFAULT_VERIFIER = "membership.services.payments.NoPaymentProvider"
+TEST_VERIFIER = "membership.services.payments.TestReferenceVerifier"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,16 @@ class PaymentVerifier(Protocol):
         client retries later instead of being told the payment is bad.
         """
         ...
+
+
+class NoPaymentProvider:
+    """The default: no provider is configured, so no payment is ever confirmed."""
+
+    def verify(self, claim: PaymentClaim) -> VerifiedPayment:
+        raise PaymentProviderNotConfigured(
+            "no payment provider is configured for this deployment, so no payment can be "
+            "verified; the operator sets the PaymentVerifier stack parameter "
+            "(docs/topups.md)")
 
 
 class TestReferenceVerifier:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from membership.config import get_settings
+from membership.domain import calendar
 from membership.domain import settlement as rules
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.program import Program
@@ -44,7 +45,9 @@ def start(period: str | None = None, *, now: datetime | None = None,
           enqueue: Callable[[list[dict]], None] | None = None) -> store.Run:
     """Create (or pick up) the period's run and hand out the segments not yet done.
 
-    Without a period, the month that ended before `now` on the program's clock.
+    Without a period, the month that ended before `now` on the program's clock. Only that
+    month can be settled: settling an older one would judge today's tiers on an old
+    window, so an older period is report-only (its completed run is answered as it is).
     """
     now = now or _now()
     program = load_program()
@@ -52,6 +55,13 @@ def start(period: str | None = None, *, now: datetime | None = None,
     period = rules.check_period(period or last_ended)
     if period > last_ended:
         raise rules.InvalidPeriod(f"{period} has not ended yet")
+    if period < last_ended:
+        old = store.get_run(period)
+        if old is not None and old.status == "completed":
+            return old
+        raise rules.PeriodNotSettleable(
+            f"only {last_ended}, the month that ended last, can be settled; {period} is "
+            "report-only", period=period, settleable=last_ended)
     run = store.create_run(period, segments or get_settings().settlement_segments, now)
     if run.status == "completed":
         return run
@@ -111,6 +121,12 @@ def settle_segment(period: str, segment: int, segments: int, *,
     injection); `on_page(tally)` after each checkpoint with that page's tally.
     """
     rules.check_period(period)
+    if store.get_run(calendar.shift_month(period, 1)) is not None:
+        # A later month's run has started: this one is stale (e.g. a message redriven from
+        # the dead-letter queue weeks later) and must not move tiers that one decided.
+        raise rules.PeriodNotSettleable(
+            f"{period} is report-only: {calendar.shift_month(period, 1)} has been settled",
+            period=period)
     program = load_program()
     settings = get_settings()
     limit = page_limit if page_limit is not None else settings.settlement_page_limit

@@ -214,6 +214,13 @@ def refund(topup_id: str, request: RefundRequest, *, actor: str,
     if outcome.replayed and outcome.result.get("topupId") != topup_id:
         raise RefundReferenceUsed("this refund reference was applied to another top-up",
                                   refundReference=request.refund_reference)
+    if (outcome.replayed and request.amount is not None
+            and outcome.result.get("principal") != request.amount):
+        # Same reference, other amount: another refund, never a silent replay.
+        raise RefundReferenceUsed("this refund reference was applied for another amount",
+                                  refundReference=request.refund_reference,
+                                  appliedPrincipal=outcome.result.get("principal"),
+                                  requested=request.amount)
     return Answer(_public(outcome.result), outcome.replayed)
 
 

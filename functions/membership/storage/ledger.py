@@ -19,7 +19,9 @@ from membership.domain import calendar
 from membership.domain.ledger import (
     Entry,
     EntryAlreadyReversed,
+    Hold,
     LedgerState,
+    PayloadMismatch,
     Posting,
     PostingTooLarge,
 )
@@ -103,25 +105,30 @@ def _event_payload(posting: Posting) -> list[dict] | None:
 
 
 def commit(posting: Posting, *, new_member: bool = False,
-           extra: tuple[ExtraItem, ...] = ()) -> None:
+           extra: tuple[ExtraItem, ...] = (), payload_hash: str | None = None) -> None:
     """Write a posting as one TransactWriteItems; raises Retry or a domain error."""
     plan: list[tuple[str, Callable[[], Exception] | None]] = []
-    # pynamodb sends every delete before every put: cancellation reasons come in that
-    # order, so deletes keep their own plan, joined in front of the puts' below.
+    # pynamodb sends every delete, then every put, then every update: cancellation reasons
+    # come in that order, so each kind keeps its own plan, joined in that order below.
     delete_plan: list[tuple[str, Callable[[], Exception] | None]] = []
+    update_plan: list[tuple[str, Callable[[], Exception] | None]] = []
     now = posting.created_at
     t = TransactWrite(connection=connection())
-    member = MemberItem.from_domain(posting.member)
     if new_member:
-        t.save(member, condition=MemberItem.PK.does_not_exist())
+        t.save(MemberItem.from_domain(posting.member), condition=MemberItem.PK.does_not_exist())
         plan.append(("member_new", None))
     else:
-        t.save(member, condition=MemberItem.version == posting.member_before.version)
-        plan.append(("member", None))
+        # Only the fields this posting changed: a profile edit between our read and this
+        # commit (it does not move the version) is kept, not overwritten.
+        t.update(MemberItem(*MemberItem.key(posting.member.member_id)),
+                 actions=MemberItem.changed_actions(posting.member_before, posting.member),
+                 condition=MemberItem.version == posting.member_before.version)
+        update_plan.append(("member", None))
     guard = GuardItem(*GuardItem.key(posting.source_key), source_type=posting.source_type,
                       member_id=posting.member.member_id, created_at=now,
                       result=json.dumps(posting.result, sort_keys=True, default=str),
-                      outbox=_event_payload(posting))
+                      outbox=_event_payload(posting),
+                      payload_hash=payload_hash or posting.payload_hash)
     t.save(guard, condition=GuardItem.PK.does_not_exist())
     plan.append(("guard", None))
     for key in posting.extra_guards:
@@ -158,7 +165,7 @@ def commit(posting: Posting, *, new_member: bool = False,
     for item in extra:
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))
-    plan = delete_plan + plan
+    plan = delete_plan + plan + update_plan
     if len(plan) > MAX_TRANSACTION_ITEMS:
         raise PostingTooLarge(f"{len(plan)} items do not fit one transaction", items=len(plan))
     try:
@@ -194,11 +201,24 @@ def _translate(exc: TransactWriteError, plan, posting: Posting) -> Exception:
     return Retry()
 
 
+def _replayed(guard: GuardItem, payload_hash: str | None) -> Outcome:
+    """The first answer again, if this is the same request; another payload is an error."""
+    if payload_hash and guard.payload_hash and guard.payload_hash != payload_hash:
+        raise PayloadMismatch(
+            f"{guard.PK.removeprefix('SOURCE#')} was applied with another payload; "
+            "this delivery is not a replay and changes nothing",
+            source_key=guard.PK.removeprefix("SOURCE#"))
+    return Outcome(result=guard.result_dict(), replayed=True)
+
+
 def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting],
-         extra: Callable[[Posting], tuple[ExtraItem, ...]] | None = None) -> Outcome:
+         extra: Callable[[Posting], tuple[ExtraItem, ...]] | None = None, *,
+         payload_hash: str | None = None) -> Outcome:
     """Read, build, commit, with bounded jittered retries on conflicts.
 
     `extra(posting)` names items outside the ledger that commit in the same transaction.
+    `payload_hash` (domain.ledger.payload_hash of the request) is kept on the guard: a
+    later delivery of the same source with another payload raises PayloadMismatch.
     """
 
     def attempt() -> Outcome:
@@ -209,10 +229,10 @@ def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting
             # A failure to build may only mean the source was applied already.
             guard = read_guard(source_key)
             if guard is not None:
-                return Outcome(result=guard.result_dict(), replayed=True)
+                return _replayed(guard, payload_hash)
             raise
         try:
-            commit(posting, extra=extra(posting) if extra else ())
+            commit(posting, extra=extra(posting) if extra else (), payload_hash=payload_hash)
         except PostingTooLarge:
             # Many small lots: merge lots that share an expiry, then build again.
             if not _consolidate_lots(state):
@@ -220,7 +240,9 @@ def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting
             raise Retry() from None
         except AlreadyApplied:
             guard = read_guard(source_key)
-            return Outcome(result=guard.result_dict() if guard else {}, replayed=True)
+            if guard is None:
+                return Outcome(result={}, replayed=True)
+            return _replayed(guard, payload_hash)
         return Outcome(result=posting.result, replayed=False, posting=posting)
 
     return with_retries(attempt, lambda: Unavailable(
@@ -244,6 +266,17 @@ def _consolidate_lots(state: LedgerState) -> bool:
     except AlreadyApplied:
         pass
     return True
+
+
+def read_hold(member_id: str, hold_id: str) -> Hold | None:
+    """A hold as it is now: open (live range) or closed (its record); None if never held."""
+    for closed in (False, True):
+        try:
+            return HoldItem.get(*HoldItem.key(member_id, hold_id, closed=closed),
+                                consistent_read=True).to_domain()
+        except HoldItem.DoesNotExist:
+            continue
+    return None
 
 
 def entries_page(member_id: str, asset: str, limit: int,

@@ -1,7 +1,7 @@
 """Item types of the single table. Each model owns its key construction.
 
 PK                 SK                          item
-MEMBER#<id>        MEMBER                      the member: profile, tier, balances, growth months
+MEMBER#<id>        MEMBER                      the member: profile, tier, balances, growth months, check-in calendar
 MEMBER#<id>        HOLD#<holdId>               an open hold
 MEMBER#<id>        LOT#<expiresAt>#<lotId>     a live points lot (sorted soonest-expiring first)
 MEMBER#<id>        ENTRY#<asset>#<entryId>     an immutable ledger entry (newest last)
@@ -96,6 +96,13 @@ class MemberItem(TableModel):
     topup_day = UnicodeAttribute(attr_name="topupDay", null=True)
     topup_day_amount = NumberAttribute(attr_name="topupDayAmt", default=0)
     settled_period = UnicodeAttribute(attr_name="settled", null=True)
+    # Check-in calendar: month -> days mask | make-up mask << 32 (domain/checkins.py).
+    checkin_months = MapAttribute(attr_name="ci", default=dict)
+    checkin_since = UnicodeAttribute(attr_name="ciSince", null=True)
+    checkin_carry = NumberAttribute(attr_name="ciCarry", default=0)
+    points_debt = NumberAttribute(attr_name="ptsDebt", default=0)
+    bonus_debt = NumberAttribute(attr_name="balBDebt", default=0)
+    tier_gifts = MapAttribute(attr_name="tierGifts", default=dict)
 
     @staticmethod
     def key(member_id: str) -> tuple[str, str]:
@@ -108,9 +115,31 @@ class MemberItem(TableModel):
         if m.paid_plan is not None:
             plan = PaidPlanMap(plan_id=m.paid_plan.plan_id, started_at=m.paid_plan.started_at,
                                ends_at=m.paid_plan.ends_at)
-        fields = m.model_dump(exclude={"paid_plan", "growth_months"})
+        fields = m.model_dump(exclude={"paid_plan", "growth_months", "checkin_months",
+                                       "tier_gifts"})
         growth = {k: v for k, v in m.growth_months.items() if v}
-        return cls(pk, sk, paid_plan=plan, growth_months=growth, **fields)
+        checkins = {k: v for k, v in m.checkin_months.items() if v}
+        return cls(pk, sk, paid_plan=plan, growth_months=growth, checkin_months=checkins,
+                   tier_gifts=dict(m.tier_gifts), **fields)
+
+    @classmethod
+    def changed_actions(cls, before: Member, after: Member) -> list:
+        """UpdateItem actions for the fields `after` changed: nothing else is written, so
+        a profile edit that landed since `before` was read is kept (docs/money.md)."""
+        item = cls.from_domain(after)
+        actions = []
+        for name in Member.model_fields:
+            if getattr(before, name) == getattr(after, name):
+                continue
+            attribute = getattr(cls, name)
+            value = getattr(item, name)
+            if value is None:
+                actions.append(attribute.remove())
+            elif isinstance(value, MapAttribute) and not isinstance(value, PaidPlanMap):
+                actions.append(attribute.set(value.as_dict()))
+            else:
+                actions.append(attribute.set(value))
+        return actions
 
     def to_domain(self) -> Member:
         plan = None
@@ -120,9 +149,12 @@ class MemberItem(TableModel):
                                  ends_at=self.paid_plan.ends_at)
         growth = self.growth_months.as_dict() if isinstance(
             self.growth_months, MapAttribute) else dict(self.growth_months or {})
+        checkins = self.checkin_months.as_dict() if isinstance(
+            self.checkin_months, MapAttribute) else dict(self.checkin_months or {})
         return Member(
             member_id=self.member_id, subject=self.subject, phone=self.phone,
-            nickname=self.nickname, channel=self.channel, store_id=self.store_id,
+            # Items whose nickname a `null` edit removed (before that was refused) stay readable.
+            nickname=self.nickname or "", channel=self.channel, store_id=self.store_id,
             referral_code=self.referral_code, created_at=self.created_at,
             updated_at=self.updated_at, tier_id=self.tier_id, tier_since=self.tier_since,
             version=int(self.version), balance_principal=int(self.balance_principal),
@@ -133,7 +165,17 @@ class MemberItem(TableModel):
             growth_months={k: int(v) for k, v in growth.items()}, paid_plan=plan,
             topup_total=int(self.topup_total or 0), topup_day=self.topup_day,
             topup_day_amount=int(self.topup_day_amount or 0), settled_period=self.settled_period,
+            checkin_months={k: int(v) for k, v in checkins.items()},
+            checkin_since=self.checkin_since, checkin_carry=int(self.checkin_carry or 0),
+            points_debt=int(self.points_debt or 0), bonus_debt=int(self.bonus_debt or 0),
+            tier_gifts=_plain_map(self.tier_gifts),
         )
+
+
+def _plain_map(value) -> dict:
+    if isinstance(value, MapAttribute):
+        return value.as_dict()
+    return dict(value or {})
 
 
 class PhoneItem(TableModel):
@@ -161,6 +203,7 @@ class GuardItem(TableModel):
     created_at = TimeAttribute(attr_name="createdAt")
     result = UnicodeAttribute(null=True)  # JSON: what the first request was answered
     outbox = ListAttribute(null=True)  # events to publish: [{"detailType", "detail"}]
+    payload_hash = UnicodeAttribute(attr_name="payload", null=True)  # what the source asked
 
     @staticmethod
     def key(source_key: str) -> tuple[str, str]:

@@ -28,9 +28,10 @@ from membership.storage.table import TableModel, connection
 MAX_FAILED_IDS = 100
 # Only what the decision reads: the scan still pays for whole items, the client does not
 # decode what it does not need.
-MEMBER_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "plan", "settled")
+MEMBER_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "plan", "settled",
+                     "tierSince")
 # Of the paid plan only its end matters.
-MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7"
+MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7, #a8"
 
 
 class SettlementNotFound(NotFound):
@@ -271,8 +272,11 @@ def snapshot_from_raw(raw: dict) -> Snapshot:
     growth = {k: int(v["N"]) for k, v in raw.get("growth", {}).get("M", {}).items()}
     expiry = raw.get("ptsNextAt", {}).get("S")
     plan_end = raw.get("plan", {}).get("M", {}).get("ends_at", {}).get("S")
+    tier_since = raw.get("tierSince", {}).get("S")
     return Snapshot(
-        member_id=raw["memberId"]["S"], tier_id=raw["tier"]["S"], growth_months=growth,
+        member_id=raw["memberId"]["S"], tier_id=raw["tier"]["S"],
+        tier_since=calendar.parse_iso(tier_since) if tier_since else None,
+        growth_months=growth,
         points_next_expiry_at=calendar.parse_iso(expiry) if expiry else None,
         paid_plan_ends_at=calendar.parse_iso(plan_end) if plan_end else None,
         settled_period=raw.get("settled", {}).get("S"),

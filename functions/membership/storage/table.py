@@ -1,21 +1,54 @@
-"""The one table: its name, the shared connection, and the retry policy for transactions."""
+"""The one table: its name, the process's one DynamoDB client, and the transaction retries."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.connection import Connection
+from pynamodb.connection import Connection, TableConnection
 from pynamodb.models import Model
 
+from membership import aws
 from membership.config import get_settings
 
 T = TypeVar("T")
 
+_lock = threading.Lock()
 _connection: Connection | None = None
 _models: list[type[Model]] = []
+
+
+class _SessionConnection(Connection):
+    """pynamodb's connection on the process's botocore session (`membership.aws`)."""
+
+    @property
+    def session(self):
+        return aws.session()
+
+
+class _SharedClientConnection(Connection):
+    """A model's connection: its own table schema, the process's one DynamoDB client."""
+
+    @property
+    def client(self):
+        return connection().client
+
+
+def connection() -> Connection:
+    """The process's DynamoDB connection, for transactions and raw calls; made on first use.
+
+    Its botocore client (pynamodb's settings: timeouts, retries, no parameter validation)
+    is the only DynamoDB client of the process: every model's connection lends it.
+    """
+    global _connection
+    with _lock:  # botocore's create_client is not thread-safe: make the client once, here
+        if _connection is None:
+            _connection = _SessionConnection()
+        _connection.client  # noqa: B018
+        return _connection
 
 
 class TableModel(Model):
@@ -31,19 +64,25 @@ class TableModel(Model):
         super().__init_subclass__(**kwargs)
         _models.append(cls)
 
-
-def connection() -> Connection:
-    """A low-level connection for transactions, created on first use."""
-    global _connection
-    if _connection is None:
-        _connection = Connection()
-    return _connection
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        # pynamodb gives every model class a connection, and each connection its own
+        # botocore client: here they keep their schema and share the process's client.
+        conn = super()._get_connection()
+        if not isinstance(conn.connection, _SharedClientConnection):
+            shared = _SharedClientConnection()
+            shared.add_meta_table(conn.get_meta_table())
+            conn.connection = shared
+        return conn
 
 
 def reset_connections() -> None:
-    """Point every model at the configured table again (tests switch tables per test)."""
+    """Point every model at the configured table again, and forget the client, so the next
+    call reads the environment again (tests switch tables and endpoints per test)."""
     global _connection
-    _connection = None
+    with _lock:
+        _connection = None
+    aws.reset()
     table_name = get_settings().table_name
     for model in [TableModel, *_models]:
         model.Meta.table_name = table_name

@@ -1,0 +1,428 @@
+"""The money oracle: random sequences of the whole money flow against DynamoDB Local.
+
+`MoneyMachine` drives the real services (top-ups and their refunds, holds, order.paid /
+cancelled / completed / refunded per line, the sweep, the monthly settlement) for a new
+member per run, with redeliveries, payloads reused under a key, and events that
+overtake their order's payment (retried later, as EventBridge does). `MoneyModel`
+(money_model.py) says what the member should own; after every step the stored member,
+its lots and open holds are compared with it, and the ledger must reconcile.
+
+A new capability extends both: subclass `MoneyModel` with its operations, subclass
+`MoneyMachine` with `model_class = ThatModel` and `@rule`s that call the service and
+`self.expect(...)` the model's operation, and (if it owns new state) override `observe`
+and `expected`.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from money_model import MoneyModel, Refused
+
+from membership.domain import calendar
+from membership.domain.checkout import (
+    HoldRequest,
+    OrderCancelled,
+    OrderCompleted,
+    OrderPaid,
+    OrderRefunded,
+)
+from membership.domain.members import SignupRequest, member_id_for
+from membership.domain.topups import RefundRequest, TopupRequest, topup_id_for
+from membership.errors import DomainError
+
+TZ = "Asia/Shanghai"
+START = datetime(2022, 6, 14, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, mid-month
+LAST = START + timedelta(days=3 * 365)  # stays in the past, whatever validates paidAt
+
+
+class MoneyMachine(RuleBasedStateMachine):
+    """One new member per run, on the test's table; the model predicts every outcome.
+
+    Runs share the table (a table per run costs a second of new clients each), so every
+    id a run makes (subject, phone, payment and order ids) carries the run's number.
+    """
+
+    model_class = MoneyModel
+    counter = 0
+
+    # ---- setup and teardown ------------------------------------------------------------
+
+    # Where a run starts: bounded runs reach deep states from a member with a past.
+    HISTORIES = ("fresh", "ordered", "spent_and_refilled", "points_held")
+
+    @initialize(history=st.sampled_from(HISTORIES))
+    def start(self, history="fresh"):
+        from membership.services import members
+        from membership.storage.program import load_program
+
+        MoneyMachine.counter += 1
+        self.run = f"{MoneyMachine.counter}{uuid.uuid4().hex[:4]}"
+        self.now = START
+        self.sub = f"oracle-{self.run}"
+        phone = f"139{MoneyMachine.counter % 100_000_000:08d}"
+        members.signup(self.sub, SignupRequest(phone=phone, nickname="o", channel="app"),
+                       now=self.now)
+        self.member_id = member_id_for(self.sub)
+        self.model = self.model_class(load_program(), self.member_id, self.now)
+        self.n = 0
+        self.topup_refs: list[tuple[str, int]] = []
+        self.refund_refs: list[tuple[str, str, int | None]] = []
+        self.unpaid: list[str] = []  # orders created (held or not) but not paid
+        self.paid_orders: list[str] = []
+        self.refunds: list[tuple[str, str, list | None]] = []
+        self.early: list[tuple[str, dict]] = []  # events that overtook their payment
+        self.settled: set[str] = set()
+        self.with_history(history)
+
+    def with_history(self, history: str) -> None:
+        """Run the steps of a past through the same checks as any other step.
+
+        ordered: a top-up with its bonus, an order paid and completed;
+        spent_and_refilled: a top-up with its bonus, all of it held for an order, then a
+        refill below the bonus threshold (what an attacker of the bonus does first);
+        points_held: an order's points completed, then every point held for another order.
+        """
+        def top_up(amount):
+            reference = f"test-{self.next_id('pay')}"
+            self._top_up(reference, amount, f"key-{reference}")
+            self.topup_refs.append((reference, amount))
+
+        def paid_and_completed(cash):
+            order_id = self.next_id("SO")
+            self._deliver("order.paid", self._payload(order_id, 0, 0, cash))
+            self.paid_orders.append(order_id)
+            self._deliver("order.completed", {"orderId": order_id, "memberId": self.member_id})
+
+        if history == "ordered":
+            top_up(10_000)
+            paid_and_completed(30_000)
+        elif history == "spent_and_refilled":
+            top_up(10_000)
+            MoneyMachine.hold(self, None, "none", "all", False)
+            top_up(5_000)
+        elif history == "points_held":
+            paid_and_completed(30_000)
+            MoneyMachine.hold(self, None, "all", "none", False)
+        self.owns_what_the_policies_say()
+
+    # ---- the comparison ----------------------------------------------------------------
+
+    def next_id(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}-{self.run}-{self.n}"
+
+    def expect(self, model_op, system_op):
+        """Apply the model's operation and the system's; they must agree on refusing."""
+        snapshot = self.model._snapshot()
+        try:
+            model_op()
+            refused = None
+        except Refused as exc:
+            self.model._restore(snapshot)
+            refused = exc.why
+        try:
+            result = system_op()
+        except DomainError as exc:
+            assert refused is not None, (
+                f"the system refused ({exc.code}: {exc.message}) what the policy allows")
+            return exc
+        assert refused is None, f"the system accepted what the policy refuses ({refused})"
+        return result
+
+    def observe(self) -> dict:
+        """The stored state in two queries: the live range and the entries."""
+        from membership.domain.ledger import reconcile
+        from membership.storage import ledger
+
+        state = ledger.read_live_range(self.member_id)
+        m = state.member
+        lots: dict = {}
+        for lot in state.lots:
+            if lot.remaining:
+                key = (calendar.iso(lot.expires_at), lot.pending)
+                lots[key] = lots.get(key, 0) + lot.remaining
+        return {
+            "principal": m.balance_principal, "bonus": m.balance_bonus,
+            "bonus_debt": getattr(m, "bonus_debt", None),
+            "available": m.points_available, "pending": m.points_pending,
+            "points_debt": getattr(m, "points_debt", None),
+            "lots": lots,
+            "growth": {k: v for k, v in m.growth_months.items() if v},
+            "tier": m.tier_id,
+            "holds": {h.hold_id: (h.principal, h.bonus, h.points)
+                      for h in state.holds if h.status == "held"},
+            "breaches": reconcile(m, ledger.all_entries(self.member_id), list(state.lots),
+                                  list(state.holds)),
+        }
+
+    def expected(self) -> dict:
+        md = self.model
+        return {
+            "principal": md.principal, "bonus": md.bonus, "bonus_debt": md.bonus_debt,
+            "available": md.points_available, "pending": md.points_pending,
+            "points_debt": md.points_debt, "lots": md.lots_by_expiry(),
+            "growth": {k: v for k, v in md.growth.items() if v}, "tier": md.tier,
+            "holds": md.open_holds(),
+        }
+
+    @invariant()
+    def owns_what_the_policies_say(self):
+        if not hasattr(self, "model"):
+            return
+        got, want = self.observe(), self.expected()
+        # One assertion per asset, so that distinct defects are reported apart.
+        assert got["principal"] == want["principal"], ("principal", got, want)
+        assert got["bonus"] == want["bonus"], ("bonus", got, want)
+        assert got["available"] == want["available"], ("points available", got, want)
+        assert got["pending"] == want["pending"], ("points pending", got, want)
+        assert got["lots"] == want["lots"], ("lots", got, want)
+        assert got["growth"] == want["growth"], ("growth", got, want)
+        assert got["tier"] == want["tier"], ("tier", got, want)
+        assert got["holds"] == want["holds"], ("open holds", got, want)
+        if got["bonus_debt"] is not None:  # a store that records debt at all
+            assert got["bonus_debt"] == want["bonus_debt"], ("bonus debt", got, want)
+        if got["points_debt"] is not None:
+            assert got["points_debt"] == want["points_debt"], ("points debt", got, want)
+        # And the ledger adds up: balances = sum of entries, lots = points, nothing < 0.
+        assert got["breaches"] == [], ("reconcile", got["breaches"])
+
+    # ---- stored value ------------------------------------------------------------------
+
+    def _top_up(self, reference: str, amount: int, key: str):
+        from membership.services import topups
+
+        request = TopupRequest(amount=amount, paymentReference=reference, channel="alipay")
+        self.expect(lambda: self.model.top_up(reference, amount, self.now),
+                    lambda: topups.top_up(self.sub, key, request, now=self.now))
+
+    # 100 yuan earns a bonus, 50 does not: an attacker refills below the bonus threshold.
+    @rule(data=st.data(), amount=st.sampled_from([10_000, 5_000, 50_000]),
+          again=st.booleans())
+    def top_up(self, data, amount, again):
+        """A top-up, or the same payment delivered again (another key): credited once."""
+        if again and self.topup_refs:
+            reference, amount = data.draw(st.sampled_from(self.topup_refs))
+            self._top_up(reference, amount, f"again-{self.next_id('k')}")
+            return
+        reference = f"test-{self.next_id('pay')}"
+        self._top_up(reference, amount, f"key-{reference}")
+        self.topup_refs.append((reference, amount))
+
+    @precondition(lambda self: self.topup_refs)
+    @rule(data=st.data(), part=st.sampled_from([1_000, "whole", "half"]),
+          again=st.sampled_from([None, None, "same", "other amount"]))
+    def refund_top_up(self, data, part, again):
+        """A refund (whole, half or 10 yuan), or a refund reference again: the same refund
+        once, another amount refused."""
+        from membership.services import topups
+
+        if again and self.refund_refs:
+            reference, refund_ref, amount = data.draw(st.sampled_from(self.refund_refs))
+            if again == "other amount":
+                amount = (amount or 2) - 1 or None
+        else:
+            reference, total = data.draw(st.sampled_from(self.topup_refs))
+            refund_ref = self.next_id("rf")
+            amount = {"whole": None, "half": total // 2}.get(part, part)
+            self.refund_refs.append((reference, refund_ref, amount))
+        request = RefundRequest(refundReference=refund_ref, amount=amount)
+        self.expect(lambda: self.model.refund_topup(reference, refund_ref, amount),
+                    lambda: topups.refund(topup_id_for(reference), request,
+                                          actor="operator", now=self.now))
+
+    # ---- checkout ----------------------------------------------------------------------
+
+    def _amount(self, mode: str, have: int) -> int:
+        return {"none": 0, "half": have // 2, "all": have}[mode]
+
+    @rule(data=st.data(), points=st.sampled_from(["all", "none", "half"]),
+          balance=st.sampled_from(["all", "none", "half"]), again=st.booleans())
+    def hold(self, data, points, balance, again):
+        """Reserve for a new order; or the order system asks again for an earlier hold,
+        which answers `held` only while the hold still holds funds."""
+        from membership.services import checkout
+
+        asked = [o for o in self.unpaid if o in self.model.holds]
+        if again and asked:
+            order_id = data.draw(st.sampled_from(asked))
+            p, b = self.model.holds[order_id].points, self.model.holds[order_id].balance
+        else:
+            p = self._amount(points, sum(lot.remaining for lot in self.model.spendable(self.now)))
+            b = self._amount(balance, self.model.principal + self.model.bonus)
+            if p + b == 0:
+                return
+            order_id = self.next_id("SO")
+            self.unpaid.append(order_id)
+        request = HoldRequest(orderId=order_id, memberId=self.member_id, points=p, balance=b)
+        self.expect(lambda: self.model.hold(order_id, p, b, self.now),
+                    lambda: checkout.hold(request, now=self.now))
+
+    def _payload(self, order_id: str, points: int, balance: int, cash: int) -> dict:
+        from membership.domain.checkout import points_value
+
+        subtotal = points_value(points, self.model.program) + balance + cash
+        if subtotal == 0:
+            subtotal = cash = 3_000
+        a = subtotal // 3  # line 1: two units of a; line 2: one unit of the rest
+        return {
+            "orderId": order_id, "memberId": self.member_id, "storeId": "s1",
+            "paidAt": calendar.wire(self.now, TZ),
+            "lines": [
+                {"lineId": "1", "sku": "A", "category": "c", "brand": "b", "quantity": 2,
+                 "unitPrice": a},
+                {"lineId": "2", "sku": "B", "category": "c", "brand": "b", "quantity": 1,
+                 "unitPrice": subtotal - 2 * a},
+            ],
+            "amounts": {"subtotal": subtotal, "discount": 0, "pointsUsed": points,
+                        "balanceUsed": balance, "cashPaid": cash},
+        }
+
+    def _deliver(self, kind: str, payload: dict):
+        from membership.services import orders
+
+        if kind == "order.paid":
+            return self.expect(lambda: self.model.paid(payload, self.now),
+                               lambda: orders.paid(OrderPaid.model_validate(payload),
+                                                   now=self.now))
+        if kind == "order.cancelled":
+            return self.expect(lambda: self.model.cancelled(payload["orderId"], self.now),
+                               lambda: orders.cancelled(OrderCancelled.model_validate(payload),
+                                                        now=self.now))
+        if kind == "order.completed":
+            return self.expect(lambda: self.model.completed(payload["orderId"]),
+                               lambda: orders.completed(OrderCompleted.model_validate(payload),
+                                                        now=self.now))
+        return self.expect(
+            lambda: self.model.refunded(payload["orderId"], payload["refundId"],
+                                        payload.get("lines"), self.now),
+            lambda: orders.refunded(OrderRefunded.model_validate(payload), now=self.now))
+
+    @rule(data=st.data(), cash=st.sampled_from([30_000, 0, 80_000, 150_000]),
+          points=st.sampled_from(["all", "none", "half"]),
+          balance=st.sampled_from(["all", "none", "half"]),
+          again=st.sampled_from([None, None, "same", "other"]))
+    def pay(self, data, cash, points, balance, again):
+        """order.paid: of a held order (its hold's amounts), of a new one, or delivered
+        again with the same payload (a replay) or another (an error, never a replay)."""
+        if again and self.paid_orders:
+            order_id = data.draw(st.sampled_from(self.paid_orders))
+            payload = dict(self.model.orders[order_id].payload)
+            if again == "other":
+                lines = [dict(line) for line in payload["lines"]]
+                lines[1]["unitPrice"] += 100
+                amounts = payload["amounts"]
+                payload.update(lines=lines, amounts=dict(
+                    amounts, subtotal=amounts["subtotal"] + 100,
+                    cashPaid=amounts["cashPaid"] + 100))
+            self._deliver("order.paid", payload)
+            return
+        held = [o for o in self.unpaid if o in self.model.holds]
+        if held and data.draw(st.booleans(), label="of a held order"):
+            order_id = data.draw(st.sampled_from(held))
+            hold = self.model.holds[order_id]
+            p, b = hold.points, hold.balance
+        else:
+            order_id = self.next_id("SO")
+            p = self._amount(points, sum(lot.remaining for lot in self.model.spendable(self.now)))
+            b = self._amount(balance, self.model.principal + self.model.bonus)
+        self._deliver("order.paid", self._payload(order_id, p, b, cash))
+        if order_id in self.model.orders and order_id not in self.paid_orders:
+            self.paid_orders.append(order_id)
+            if order_id in self.unpaid:
+                self.unpaid.remove(order_id)
+
+    @precondition(lambda self: self.unpaid or self.paid_orders)
+    @rule(data=st.data())
+    def cancel(self, data):
+        order_id = data.draw(st.sampled_from(self.unpaid + self.paid_orders))
+        self._deliver("order.cancelled", {"orderId": order_id, "memberId": self.member_id})
+
+    @precondition(lambda self: self.unpaid or self.paid_orders)
+    @rule(data=st.data())
+    def complete(self, data):
+        order_id = data.draw(st.sampled_from(self.unpaid + self.paid_orders))
+        payload = {"orderId": order_id, "memberId": self.member_id}
+        if isinstance(self._deliver("order.completed", payload), DomainError):
+            if order_id not in self.model.orders:
+                self.early.append(("order.completed", payload))
+
+    @precondition(lambda self: self.unpaid or self.paid_orders)
+    @rule(data=st.data(), lines=st.sampled_from(["whole", "line1", "line2", "both"]),
+          again=st.sampled_from([None, None, "same", "other"]))
+    def refund(self, data, lines, again):
+        """order.refunded, whole or per line; or a refundId again: with the same lines a
+        replay, with other lines an error, never a replay."""
+        choices = {"whole": None, "line1": [{"lineId": "1", "quantity": 1}],
+                   "line2": [{"lineId": "2", "quantity": 1}],
+                   "both": [{"lineId": "1", "quantity": 1}, {"lineId": "2", "quantity": 1}]}
+        if again and self.refunds:
+            order_id, refund_id, chosen = data.draw(st.sampled_from(self.refunds))
+            if again == "other":
+                chosen = choices["line2"] if chosen != choices["line2"] else choices["line1"]
+        else:
+            order_id = data.draw(st.sampled_from(self.unpaid + self.paid_orders))
+            refund_id = self.next_id("RF")
+            chosen = choices[lines]
+        payload = {"orderId": order_id, "memberId": self.member_id, "refundId": refund_id}
+        if chosen is not None:
+            payload["lines"] = chosen
+        if isinstance(self._deliver("order.refunded", payload), DomainError):
+            if order_id not in self.model.orders:
+                self.early.append(("order.refunded", payload))
+            return
+        if not again:
+            self.refunds.append((order_id, refund_id, chosen))
+
+    @precondition(lambda self: self.early)
+    @rule()
+    def retry_early_event(self):
+        """EventBridge retries an event that overtook its order's payment."""
+        kind, payload = self.early.pop(0)
+        if isinstance(self._deliver(kind, payload), DomainError):
+            if payload["orderId"] not in self.model.orders:
+                self.early.append((kind, payload))
+            return
+        if kind == "order.refunded":
+            self.refunds.append((payload["orderId"], payload["refundId"],
+                                 payload.get("lines")))
+
+    # ---- time ----------------------------------------------------------------------------
+
+    @precondition(lambda self: self.now < LAST)
+    @rule(minutes=st.sampled_from([31, 10, 24 * 60, 8 * 24 * 60]))
+    def time_passes(self, minutes):
+        self.now += timedelta(minutes=minutes)
+
+    @precondition(lambda self: self.now < LAST)
+    @rule(minute=st.sampled_from([3, 5, 60]), months=st.sampled_from([1, 1, 1, 7]))
+    def next_month_begins(self, minute, months):
+        """To minute `minute` of the 1st of a later month (00:03: before its settlement)."""
+        month = calendar.shift_month(calendar.month_of(self.now, TZ), months)
+        self.now = calendar.month_start(month, TZ) + timedelta(minutes=minute)
+
+    @rule()
+    def sweep(self):
+        from membership.services import sweeps
+
+        self.model.sweep(self.now)
+        sweeps.sweep(now=self.now)
+
+    @rule()
+    def settle(self):
+        """The month that ended last, for this member, as a segment worker settles it."""
+        from membership.domain.settlement import period_before, snapshot_of
+        from membership.services import settlement
+        from membership.storage import ledger
+        from membership.storage.program import load_program
+
+        period = period_before(self.now, TZ)
+        if period in self.settled:
+            return
+        self.settled.add(period)
+        self.model.settle(period, self.now)
+        member = ledger.read_live_range(self.member_id).member
+        settlement.settle_member(snapshot_of(member), load_program(), period,
+                                 clock=lambda: self.now)

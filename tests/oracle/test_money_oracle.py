@@ -1,0 +1,29 @@
+"""The money oracle in the suite: bounded so that it runs in about a minute.
+
+Raise ORACLE_EXAMPLES / ORACLE_STEPS to search longer (e.g. before a release).
+"""
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+from money_machine import MoneyMachine
+
+EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "25"))
+STEPS = int(os.environ.get("ORACLE_STEPS", "40"))
+
+
+@pytest.fixture
+def oracle_settings(table, monkeypatch, reset_caches):
+    # Top-ups verify their payment: the oracle opts into the test verifier explicitly.
+    monkeypatch.setenv("PAYMENT_VERIFIER", "membership.services.payments.TestReferenceVerifier")
+    reset_caches()
+    yield settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+                    derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    monkeypatch.undo()
+    reset_caches()
+
+
+@pytest.mark.timeout(900)
+def test_every_member_owns_what_the_documented_policies_say(oracle_settings):
+    MoneyMachine.TestCase.settings = oracle_settings
+    MoneyMachine.TestCase().runTest()
