@@ -106,8 +106,12 @@ def test_a_payment_made_for_another_member_cannot_be_claimed(paying_stack):
 
 
 def test_the_notification_routes_need_no_token_and_refuse_unsigned_bodies(paying_stack):
-    for path in ("/v1/payments/wechatpay/notifications", "/v1/payments/alipay/notifications"):
-        answer = requests.post(paying_stack.api_url + path, data=b"{}", timeout=30)
+    for path, content_type, body in (
+            ("/v1/payments/wechatpay/notifications", "application/json", b"{}"),
+            ("/v1/payments/alipay/notifications", "application/x-www-form-urlencoded",
+             b"app_id=1")):
+        answer = requests.post(paying_stack.api_url + path, data=body, timeout=30,
+                               headers={"content-type": content_type})
         assert answer.status_code == 400 and answer.json()["code"] == "malformed_notification"
     spec = requests.get(f"{paying_stack.api_url}/openapi.json", timeout=60).json()
     assert spec["paths"]["/v1/payments/wechatpay/notifications"]["post"]["security"] == []
