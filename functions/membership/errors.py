@@ -38,6 +38,12 @@ class InvalidPhone(InvalidRequest):
     code = "invalid_phone"
 
 
+class Unauthenticated(DomainError):
+    """401: the caller could not be authenticated (e.g. a provider's notification signature)."""
+
+    code = "unauthenticated"
+
+
 class Forbidden(DomainError):
     code = "forbidden"
 

@@ -28,6 +28,7 @@ from membership.errors import (
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
+    Unauthenticated,
     Unavailable,
 )
 from membership.observability import logger
@@ -35,6 +36,7 @@ from membership.observability import logger
 JSON = "application/json"
 # The operators' scope: every /v1/admin route needs it.
 ADMIN_SCOPE = "admin"
+FORM = "application/x-www-form-urlencoded"
 # Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
 # needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
 IDEMPOTENCY_EXTENSION = "x-idempotency-key"
@@ -42,6 +44,7 @@ IDEMPOTENCY_EXTENSION = "x-idempotency-key"
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
+    (Unauthenticated, 401),
     (Forbidden, 403),
     (PostingTooLarge, 422),
     (InvalidRequest, 422),
@@ -132,8 +135,20 @@ def _check_text(values: object, where: str) -> None:
                               "bidirectional characters", location=where)
 
 
-def check_request(event: Mapping[str, Any]) -> None:
-    """Raise Refusal for what no route of this API accepts, whatever its schema."""
+def _is_form(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == FORM
+
+
+def _path(event: Mapping[str, Any]) -> str:
+    return str(event.get("rawPath") or
+               ((event.get("requestContext") or {}).get("http") or {}).get("path") or "")
+
+
+def check_request(event: Mapping[str, Any], form_paths: frozenset[str] = frozenset()) -> None:
+    """Raise Refusal for what no route of this API accepts, whatever its schema.
+
+    `form_paths` take a form-encoded body instead (a payment provider's notification): it
+    must be UTF-8, and the route reads and authenticates its fields itself."""
     _check_text(event.get("queryStringParameters"), "query")
     _check_text(event.get("pathParameters"), "path")
     body = event.get("body")
@@ -141,7 +156,9 @@ def check_request(event: Mapping[str, Any]) -> None:
         return
     if not isinstance(body, str):
         raise Refusal(400, "malformed_body", "the body is not text")
-    if not _is_json(_header(event.get("headers") or {}, "content-type")):
+    content_type = _header(event.get("headers") or {}, "content-type")
+    form = _is_form(content_type) and _path(event) in form_paths
+    if not form and not _is_json(content_type):
         raise Refusal(415, "unsupported_media_type",
                       "send the body as application/json (UTF-8)")
     try:
@@ -150,6 +167,8 @@ def check_request(event: Mapping[str, Any]) -> None:
         decoded = raw.decode("utf-8")
     except (binascii.Error, ValueError):  # UnicodeError is a ValueError
         raise Refusal(400, "malformed_body", "the body is not valid UTF-8") from None
+    if form:
+        return
     try:
         document = parse_json(decoded)
     except ValueError as exc:
@@ -175,6 +194,8 @@ class GuardedResolver(APIGatewayHttpResolver):
     """
 
     _per_thread = threading.local()
+    # Paths whose body is form-encoded rather than JSON (see check_request).
+    form_paths: frozenset[str] = frozenset()
 
     def __init__(self, *args, required_scope: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -214,7 +235,7 @@ class GuardedResolver(APIGatewayHttpResolver):
             if refused is not None:
                 return refused
         try:
-            check_request(event)
+            check_request(event, self.form_paths)
         except Refusal as refused:
             response = error_response(refused.status, refused.code, refused.message,
                                       **refused.details)
@@ -226,10 +247,13 @@ class GuardedResolver(APIGatewayHttpResolver):
         return super().resolve(event, context)
 
 
-def build_app(scope: str | None = None) -> GuardedResolver:
+def build_app(scope: str | None = None,
+              form_paths: tuple[str, ...] = ()) -> GuardedResolver:
     """The function's resolver; with `scope`, every route of it needs that scope (the
-    admin functions: `build_app(scope=ADMIN_SCOPE)`), checked before anything else."""
+    admin functions: `build_app(scope=ADMIN_SCOPE)`), checked before anything else.
+    `form_paths` are the paths whose body is form-encoded rather than JSON."""
     app = GuardedResolver(enable_validation=True, required_scope=scope)
+    app.form_paths = frozenset(form_paths)
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
