@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from operators_machine import OperatorsMachine
 
-EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "10"))
 STEPS = int(os.environ.get("ORACLE_STEPS", "40"))
 
 
