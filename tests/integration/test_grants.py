@@ -12,6 +12,7 @@ from admin_support import OPERATOR, as_admin, bulk_members, call, member, signup
 from moto import mock_aws
 
 from membership.handlers import admin_grants, grant_worker
+from membership.services import grants as grants_service
 from membership.services.ledger import reconcile_member
 from membership.storage import ledger
 from membership.storage.models import EntryItem, GuardItem
@@ -211,6 +212,33 @@ def test_coupon_and_tag_grants_are_refused_until_those_capabilities_exist(
     status, answer, _ = post(apigw_event, lambda_context, payload)
     assert (status, answer["code"], answer["details"]["field"]) == (
         422, "grant_kind_not_available", field)
+
+
+def test_a_registered_grant_kind_is_applied_once_per_member_by_the_same_fan_out(
+        queue, apigw_event, lambda_context, monkeypatch):
+    # The seam the coupons capability plugs into: register "coupon", and coupon grants
+    # are accepted, chunked, redelivered and tallied like points grants.
+    from membership.errors import MemberNotFound
+
+    sqs, url = queue
+    known = [signup(apigw_event, lambda_context, sub=f"kind-{i}") for i in range(3)]
+    given: list[tuple[str, str]] = []
+
+    def issue_coupon(member_id, grant, now):
+        if member_id not in known:
+            raise MemberNotFound(f"no member {member_id}")
+        if (member_id, grant.template_id) not in given:  # the guard's job in a real kind
+            given.append((member_id, grant.template_id))
+
+    monkeypatch.setitem(grants_service.GRANT_KINDS, "coupon", issue_coupon)
+    body = {"grantId": "G-coupon", "templateId": "T-10OFF100", "reasonCode": "campaign",
+            "memberIds": [*known, "M" + "z" * 24]}
+    assert post(apigw_event, lambda_context, body)[0] == 202
+    drain(sqs, url, lambda_context, lose_deletes_of=(0,))
+    assert sorted(given) == sorted((m, "T-10OFF100") for m in known)
+    view = progress(apigw_event, lambda_context, "G-coupon")[1]
+    assert (view["status"], view["done"], view["failed"]) == ("completed", 3, 1)
+    assert view["failures"][0]["code"] == "member_not_found"
 
 
 @pytest.mark.parametrize("body", [

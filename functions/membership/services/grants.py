@@ -4,9 +4,13 @@ The POST writes the grant (one item) and enqueues its chunks; workers apply a ch
 member by member (a few postings at once) and write the chunk's tally. Nothing is
 counted on a shared item, and a chunk delivered twice credits nobody twice.
 
-Seams for later issues: `APPLIERS` maps a grant's kind to what it does to one member
-(points today; the coupons issue adds "coupon", issuing an instance of `templateId`), and
-`members_of` resolves who gets it (a list today; the tags issue resolves `tag`).
+Seams for later issues: `GRANT_KINDS` is the registry of what a grant can give. Each
+kind maps to a `GrantApplier` that gives one member their share once, in its own
+transaction guarded by `grant:<grantId>:<memberId>` (points today: a ledger posting; the
+coupons issue registers "coupon" with `register_grant_kind`, issuing an instance of
+`templateId` under the same guard). `members_of` resolves who gets it (a list today; the
+tags issue resolves `tag`). A kind not registered is refused at the POST (422
+grant_kind_not_available), so nothing is queued that no worker could apply.
 """
 from __future__ import annotations
 
@@ -27,21 +31,32 @@ from membership.domain.grants import (
     GrantRequest,
     GrantView,
 )
-from membership.domain.ledger import PostingBuilder
 from membership.errors import DomainError, Unavailable
 from membership.services.ledger import post_legs
 from membership.storage import grants as store
 from membership.storage.program import load_program
 
 Enqueue = Callable[[list[dict]], None]
-Applier = Callable[[PostingBuilder, store.GrantItem], None]
+# (member id, grant, now or None) -> None. Gives one member the grant's share at most
+# once, whatever the redelivery: its write is guarded by rules.source_key(grant, member).
+# A DomainError is that member's failure (counted, reported, the chunk goes on);
+# Unavailable fails the message so that it is delivered again.
+GrantApplier = Callable[[str, store.GrantItem, datetime | None], None]
 
 
-def _points(builder: PostingBuilder, grant: store.GrantItem) -> None:
-    rules.apply_points(builder, grant.grant_id, int(grant.points))
+def _grant_points(member_id: str, grant: store.GrantItem, now: datetime | None) -> None:
+    """A lot with the program's normal expiry, paying the member's points debt first."""
+    post_legs(member_id, rules.source_key(grant.grant_id, member_id),
+              lambda b: rules.apply_points(b, grant.grant_id, int(grant.points)),
+              source_type="grant", reason=grant.reason_code, actor=grant.created_by, now=now)
 
 
-APPLIERS: dict[str, Applier] = {"points": _points}
+GRANT_KINDS: dict[str, GrantApplier] = {"points": _grant_points}
+
+
+def register_grant_kind(kind: str, applier: GrantApplier) -> None:
+    """Make a new kind of grant available (e.g. "coupon", by the coupons capability)."""
+    GRANT_KINDS[kind] = applier
 
 
 def _now() -> datetime:
@@ -63,7 +78,7 @@ def create(request: GrantRequest, *, actor: str, enqueue: Enqueue,
     chunks if the first request failed before it could); another body is refused.
     """
     now = now or _now()
-    if request.kind not in APPLIERS:
+    if request.kind not in GRANT_KINDS:
         raise GrantKindNotAvailable(
             "coupon grants come with coupon templates; grant points for now",
             field="templateId")
@@ -74,7 +89,7 @@ def create(request: GrantRequest, *, actor: str, enqueue: Enqueue,
     digest = rules.request_hash(request)
     item = store.GrantItem(
         *store.GrantItem.key(request.grant_id), grant_id=request.grant_id, kind=request.kind,
-        points=request.points, reason_code=request.reason_code, note=request.note,
+        points=request.points, template_id=request.template_id, reason_code=request.reason_code, note=request.note,
         total=len(member_ids), chunks=len(parts), chunk_size=size, created_at=now,
         created_by=actor, request_hash=digest, enqueued=False)
     existing = store.create(item)
@@ -99,13 +114,11 @@ def apply_chunk(grant_id: str, chunk: int, member_ids: list[str],
     grant = store.get(grant_id)
     if grant is None:
         raise GrantNotFound(f"no grant {grant_id}", grantId=grant_id)
-    apply = APPLIERS[grant.kind]
+    apply = GRANT_KINDS[grant.kind]
 
     def one(member_id: str) -> Failure | None:
         try:
-            post_legs(member_id, rules.source_key(grant_id, member_id),
-                      lambda b: apply(b, grant), source_type="grant",
-                      reason=grant.reason_code, actor=grant.created_by, now=now)
+            apply(member_id, grant, now)
         except Unavailable:
             raise
         except DomainError as exc:

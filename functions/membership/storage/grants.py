@@ -30,6 +30,7 @@ class GrantItem(TableModel):
     grant_id = UnicodeAttribute(attr_name="grantId")
     kind = UnicodeAttribute()  # points (coupon later)
     points = NumberAttribute(null=True)
+    template_id = UnicodeAttribute(attr_name="templateId", null=True)  # coupon grants
     reason_code = UnicodeAttribute(attr_name="reasonCode")
     note = UnicodeAttribute(null=True)
     total = NumberAttribute()
