@@ -180,6 +180,10 @@ def check_request(event: Mapping[str, Any], form_paths: frozenset[str] = frozens
                         else (422, "invalid_text"))
         raise Refusal(status, code, f"the body is refused: {exc.reason}",
                       field=exc.path) from None
+    # Every request body of this API is an object. Powertools would read some other
+    # documents as one (a list's first element), so a list is refused here, for every route.
+    if document is not None and not isinstance(document, dict):
+        raise Refusal(422, "validation_failed", "the body must be a JSON object")
 
 
 class GuardedResolver(APIGatewayHttpResolver):
