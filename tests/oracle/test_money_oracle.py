@@ -27,3 +27,15 @@ def oracle_settings(table, monkeypatch, reset_caches):
 def test_every_member_owns_what_the_documented_policies_say(oracle_settings):
     MoneyMachine.TestCase.settings = oracle_settings
     MoneyMachine.TestCase().runTest()
+
+
+@pytest.mark.timeout(900)
+def test_provider_paid_top_ups_credit_once_whatever_arrives_first(oracle_settings):
+    """The same flow with payments made at WeChat Pay / Alipay: their notifications and the
+    app's calls in any order and number, and the providers' refund notices."""
+    from payments_machine import PaymentsMoneyMachine
+
+    # Half the runs of the main oracle: the flows before payments are searched there.
+    PaymentsMoneyMachine.TestCase.settings = settings(
+        oracle_settings, max_examples=max(EXAMPLES // 2, 1))
+    PaymentsMoneyMachine.TestCase().runTest()
