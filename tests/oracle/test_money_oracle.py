@@ -36,3 +36,15 @@ def test_every_member_owns_what_the_documented_policies_say(oracle_settings):
     ActivityMachine.TestCase().runTest()
     if os.environ.get("ORACLE_STATS"):
         print("\n".join(f"{n:5d}  {what}" for what, n in sorted(OUTCOMES.items())))
+
+
+@pytest.mark.timeout(900)
+def test_provider_paid_top_ups_credit_once_whatever_arrives_first(oracle_settings):
+    """The same flow with payments made at WeChat Pay / Alipay: their notifications and the
+    app's calls in any order and number, and the providers' refund notices."""
+    from payments_machine import PaymentsMoneyMachine
+
+    # Half the runs of the main oracle: the flows before payments are searched there.
+    PaymentsMoneyMachine.TestCase.settings = settings(
+        oracle_settings, max_examples=max(EXAMPLES // 2, 1))
+    PaymentsMoneyMachine.TestCase().runTest()
