@@ -8,14 +8,18 @@ calls an operator (docs/operations.md). The reason never echoes the input.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from membership.domain import text
+from membership.observability import logger, metrics
 
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S")
 MAX_REASON = 500
 
 
@@ -43,6 +47,10 @@ class MalformedEvent(ValueError):
     """The event is refused as it is: redelivering it unchanged cannot succeed."""
 
 
+class UnknownDetailType(MalformedEvent):
+    """No route of this target takes the event's detail-type."""
+
+
 def _reason(exc: ValidationError) -> str:
     parts = [f"{'.'.join(str(p) for p in e['loc']) or '$'}: {e['msg']}"
              for e in exc.errors(include_url=False, include_input=False, include_context=False)]
@@ -66,3 +74,24 @@ def detail_of(envelope: EventBridgeEnvelope, model: type[M], now: datetime | Non
         raise MalformedEvent(f"{envelope.detail_type}: {exc}") from None
     except ValidationError as exc:
         raise MalformedEvent(f"{envelope.detail_type}: {_reason(exc)}") from None
+
+
+def routed_detail(event: Any, routes: Mapping[str, tuple[type[BaseModel], S]], *,
+                  metric: str, what: str) -> tuple[EventBridgeEnvelope, Any, S]:
+    """The envelope, its detail as its route's model, and the route's service.
+
+    A malformed event is counted in `metric`, logged without its input, and raised again
+    so that the invocation fails and the event reaches the dead-letter queue."""
+    try:
+        envelope = envelope_of(event)
+        try:
+            model, service = routes[envelope.detail_type]
+        except KeyError:
+            raise UnknownDetailType(
+                f"no consumer for {envelope.detail_type[:64]!r}") from None
+        return envelope, detail_of(envelope, model), service
+    except MalformedEvent as exc:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        logger.warning(f"malformed {what}; failing so it reaches the DLQ",
+                       extra={"reason": str(exc)})
+        raise

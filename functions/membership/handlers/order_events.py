@@ -23,7 +23,7 @@ from membership.domain.checkout import (
     OrderRefunded,
 )
 from membership.domain.ledger import PayloadMismatch
-from membership.handlers.events import MalformedEvent, detail_of, envelope_of
+from membership.handlers.events import routed_detail
 from membership.observability import logger, metrics, tracer
 from membership.services import orders
 
@@ -35,25 +35,10 @@ ROUTES = {
 }
 
 
-class UnknownDetailType(MalformedEvent):
-    pass
-
-
 def apply(event: dict) -> dict:
     """Parse one EventBridge event and apply it; returns what the effect answered."""
-    try:
-        envelope = envelope_of(event)
-        try:
-            model, service = ROUTES[envelope.detail_type]
-        except KeyError:
-            raise UnknownDetailType(
-                f"no consumer for {envelope.detail_type[:64]!r}") from None
-        detail = detail_of(envelope, model)
-    except MalformedEvent as exc:
-        metrics.add_metric(name="OrderEventsMalformed", unit=MetricUnit.Count, value=1)
-        logger.warning("malformed order event; failing so it reaches the DLQ",
-                       extra={"reason": str(exc)})
-        raise
+    envelope, detail, service = routed_detail(event, ROUTES, metric="OrderEventsMalformed",
+                                              what="order event")
     logger.append_keys(detail_type=envelope.detail_type, event_id=envelope.id,
                        order_id=detail.order_id)
     try:

@@ -9,31 +9,16 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.tasks import OrderNotPaid, ReviewPosted
-from membership.handlers.events import MalformedEvent, detail_of, envelope_of
+from membership.handlers.events import routed_detail
 from membership.observability import logger, metrics, tracer
 from membership.services import tasks
 
 ROUTES = {"review.posted": (ReviewPosted, tasks.review_posted)}
 
 
-class UnknownDetailType(MalformedEvent):
-    pass
-
-
 def apply(event: dict) -> dict:
-    try:
-        envelope = envelope_of(event)
-        try:
-            model, service = ROUTES[envelope.detail_type]
-        except KeyError:
-            raise UnknownDetailType(
-                f"no consumer for {envelope.detail_type[:64]!r}") from None
-        detail = detail_of(envelope, model)
-    except MalformedEvent as exc:
-        metrics.add_metric(name="TaskEventsMalformed", unit=MetricUnit.Count, value=1)
-        logger.warning("malformed task event; failing so it reaches the DLQ",
-                       extra={"reason": str(exc)})
-        raise
+    envelope, detail, service = routed_detail(event, ROUTES, metric="TaskEventsMalformed",
+                                              what="task event")
     logger.append_keys(detail_type=envelope.detail_type, event_id=envelope.id,
                        order_id=detail.order_id)
     try:
