@@ -30,14 +30,12 @@ from membership.domain.payments import (
     ProviderPayment,
     ProviderRefund,
     check_sent_in_window,
-    confirm_topup_payment,
     yuan_to_fen,
 )
-from membership.domain.topups import PaymentNotVerified
 from membership.errors import Unavailable
 from membership.observability import logger
 from membership.services import payment_secrets
-from membership.services.payments import PaymentClaim, VerifiedPayment
+from membership.services.payments import PaymentClaim, VerifiedPayment, verify_by_query
 
 CHANNEL = "alipay"
 SIGN_TYPE = "RSA2"
@@ -211,20 +209,11 @@ class AlipayVerifier:
     """A top-up's payment, confirmed by Alipay's trade query (docs/payments.md)."""
 
     def verify(self, claim: PaymentClaim) -> VerifiedPayment:
-        if claim.channel != CHANNEL:
-            raise PaymentNotVerified(f"this deployment verifies {CHANNEL} payments only here",
-                                     channel=claim.channel)
-        payment = query(claim.reference)
-        if payment is None:
-            raise PaymentNotVerified("Alipay knows no payment with this reference",
-                                     paymentReference=claim.reference)
-        config = client().config
         # The query is signed with this app's key and answers for its trades only: the
         # seller is this merchant by construction, and Alipay does not repeat it.
-        confirm_topup_payment(payment, Merchant(merchant_id=None, app_id=config.app_id),
-                              claim.member_id, CHANNEL)
-        return VerifiedPayment(reference=payment.reference, amount=payment.amount,
-                               channel=CHANNEL)
+        return verify_by_query(
+            claim, channel=CHANNEL, provider="Alipay", query=query,
+            merchant=lambda: Merchant(merchant_id=None, app_id=client().config.app_id))
 
 
 # ---- notifications ------------------------------------------------------------------

@@ -13,11 +13,13 @@ the tests opt into it explicitly. Production deployments name their provider's v
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from membership.config import get_settings
+from membership.domain.payments import Merchant, ProviderPayment, confirm_topup_payment
 from membership.domain.topups import PaymentNotVerified, PaymentProviderNotConfigured
 
 TEST_PREFIX = "test-"
@@ -77,6 +79,22 @@ class TestReferenceVerifier:
                 paymentReference=claim.reference)
         return VerifiedPayment(reference=claim.reference, amount=claim.amount,
                                channel=claim.channel)
+
+
+def verify_by_query(claim: PaymentClaim, *, channel: str, provider: str,
+                    query: Callable[[str], ProviderPayment | None],
+                    merchant: Callable[[], Merchant]) -> VerifiedPayment:
+    """A claim confirmed by the provider's own query: the deployment's channel, a payment
+    the provider knows, of exactly this top-up for this merchant (confirm_topup_payment)."""
+    if claim.channel != channel:
+        raise PaymentNotVerified(f"this deployment verifies {channel} payments only here",
+                                 channel=claim.channel)
+    payment = query(claim.reference)
+    if payment is None:
+        raise PaymentNotVerified(f"{provider} knows no payment with this reference",
+                                 paymentReference=claim.reference)
+    confirm_topup_payment(payment, merchant(), claim.member_id, channel)
+    return VerifiedPayment(reference=payment.reference, amount=payment.amount, channel=channel)
 
 
 def load_verifier(path: str) -> PaymentVerifier:

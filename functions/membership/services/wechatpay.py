@@ -26,13 +26,11 @@ from membership.domain.payments import (
     ProviderPayment,
     ProviderRefund,
     check_sent_in_window,
-    confirm_topup_payment,
 )
-from membership.domain.topups import PaymentNotVerified
 from membership.errors import Unavailable
 from membership.observability import logger
 from membership.services import payment_secrets
-from membership.services.payments import PaymentClaim, VerifiedPayment
+from membership.services.payments import PaymentClaim, VerifiedPayment, verify_by_query
 
 CHANNEL = "wechat_pay"
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
@@ -169,16 +167,8 @@ class WechatPayVerifier:
     """A top-up's payment, confirmed by WeChat Pay's order query (docs/payments.md)."""
 
     def verify(self, claim: PaymentClaim) -> VerifiedPayment:
-        if claim.channel != CHANNEL:
-            raise PaymentNotVerified(f"this deployment verifies {CHANNEL} payments only here",
-                                     channel=claim.channel)
-        payment = query(claim.reference)
-        if payment is None:
-            raise PaymentNotVerified("WeChat Pay knows no payment with this reference",
-                                     paymentReference=claim.reference)
-        confirm_topup_payment(payment, client().config.merchant, claim.member_id, CHANNEL)
-        return VerifiedPayment(reference=payment.reference, amount=payment.amount,
-                               channel=CHANNEL)
+        return verify_by_query(claim, channel=CHANNEL, provider="WeChat Pay", query=query,
+                               merchant=lambda: client().config.merchant)
 
 
 # ---- notifications ------------------------------------------------------------------
