@@ -121,7 +121,10 @@ def lambda_environment(template: dict, function_id: str | None) -> dict[str, str
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
     }
-    overrides = {"MembershipTable": "membership", "MembershipEventBus": BUS}
+    # The deployed default verifies no payment at all (fail closed): the top-up probe pays
+    # with test references, as the local stack does.
+    overrides = {"MembershipTable": "membership", "MembershipEventBus": BUS,
+                 "PaymentVerifier": "membership.services.payments.TestReferenceVerifier"}
     env.update(function_environment(template, overrides, function_id))
     return env
 
