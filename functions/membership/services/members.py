@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from membership.domain import calendar
+from membership.domain import calendar, tags
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.members import (
     MemberProfile,
@@ -47,6 +47,7 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
         "signupGiftPoints": gift,
         "occurredAt": calendar.wire(now, program.time_zone),
     })
+    tags.retag(builder, program)  # e.g. new_member, from the first day
     posting = builder.build()
     created = store.create_member(posting)
     if created:

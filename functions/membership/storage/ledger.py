@@ -36,6 +36,7 @@ from membership.storage.models import (
     member_pk,
 )
 from membership.storage.table import Retry, connection, with_retries
+from membership.storage.tags import index_changes
 
 MAX_TRANSACTION_ITEMS = 100
 RETRYABLE_CODES = {
@@ -165,6 +166,14 @@ def commit(posting: Posting, *, new_member: bool = False,
     for item in extra:
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))
+    # The tag index follows the member's tags in the same transaction (storage/tags.py).
+    for kind, item in index_changes(posting.member_before, posting.member):
+        if kind == "delete":
+            t.delete(item)
+            delete_plan.append(("tag", None))
+        else:
+            t.save(item)
+            plan.append(("tag", None))
     plan = delete_plan + plan + update_plan
     if len(plan) > MAX_TRANSACTION_ITEMS:
         raise PostingTooLarge(f"{len(plan)} items do not fit one transaction", items=len(plan))
