@@ -162,8 +162,8 @@ def apply_profile_update(member: Member, update: ProfileUpdate, now: datetime) -
     changes = update.model_dump(exclude_unset=True)
     if not changes:
         return member
-    if "marketing_consent" in changes:
-        changes["marketing_consent_at"] = now
+    if changes.get("marketing_consent", member.marketing_consent) != member.marketing_consent:
+        changes["marketing_consent_at"] = now  # when the member last decided
     return member.model_copy(update={**changes, "updated_at": now})
 
 
@@ -231,6 +231,8 @@ class MemberProfile(ApiModel):
     benefits: list[BenefitView]
     paid_plan: PaidPlanView | None = Field(alias="paidPlan")
     created_at: str = Field(alias="createdAt")
+    marketing_consent: bool = Field(alias="marketingConsent", default=True,
+                                    description="false: never listed in a segment")
 
 
 def is_stored_value_member(member: Member, program: Program) -> bool:
@@ -292,4 +294,5 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
                   for b in member_benefits(member, program, now)],
         paidPlan=plan,
         createdAt=calendar.wire(member.created_at, tz),
+        marketingConsent=member.marketing_consent,
     )

@@ -204,6 +204,8 @@ class Tally(BaseModel):
     members_expired: int = 0
     plans_lapsed: int = 0
     failures: int = 0
+    tags_added: int = 0  # rule tags the run put on or took off (docs/tags.md)
+    tags_removed: int = 0
     tiers_before: dict[str, int] = Field(default_factory=dict)
     tiers_after: dict[str, int] = Field(default_factory=dict)
 
@@ -217,6 +219,8 @@ class Tally(BaseModel):
             members_expired=self.members_expired + other.members_expired,
             plans_lapsed=self.plans_lapsed + other.plans_lapsed,
             failures=self.failures + other.failures,
+            tags_added=self.tags_added + other.tags_added,
+            tags_removed=self.tags_removed + other.tags_removed,
             tiers_before=dict(Counter(self.tiers_before) + Counter(other.tiers_before)),
             tiers_after=dict(Counter(self.tiers_after) + Counter(other.tiers_after)),
         )
@@ -228,6 +232,7 @@ class TallyBuilder:
     def __init__(self) -> None:
         self.processed = self.changed = self.upgrades = self.downgrades = 0
         self.points_expired = self.members_expired = self.plans_lapsed = self.failures = 0
+        self.tags_added = self.tags_removed = 0
         self.before: Counter[str] = Counter()
         self.after: Counter[str] = Counter()
 
@@ -255,12 +260,17 @@ class TallyBuilder:
     def failed(self) -> None:
         self.failures += 1
 
+    def retagged(self, added: int, removed: int) -> None:
+        self.tags_added += added
+        self.tags_removed += removed
+
     def tally(self) -> Tally:
         return Tally(
             processed=self.processed, changed=self.changed, upgrades=self.upgrades,
             downgrades=self.downgrades, points_expired=self.points_expired,
             members_expired=self.members_expired, plans_lapsed=self.plans_lapsed,
-            failures=self.failures, tiers_before=dict(self.before),
+            failures=self.failures, tags_added=self.tags_added,
+            tags_removed=self.tags_removed, tiers_before=dict(self.before),
             tiers_after=dict(self.after),
         )
 
@@ -282,6 +292,8 @@ class SettlementReport(BaseModel):
     members_with_expired_points: int = Field(alias="membersWithExpiredPoints")
     plans_lapsed: int = Field(alias="plansLapsed")
     failures: int
+    tags_added: int = Field(alias="tagsAdded", default=0)
+    tags_removed: int = Field(alias="tagsRemoved", default=0)
     tiers_before: dict[str, int] = Field(alias="tiersBefore")
     tiers_after: dict[str, int] = Field(alias="tiersAfter")
     started_at: str = Field(alias="startedAt")
@@ -300,6 +312,7 @@ def report_of(period: str, tally: Tally, *, status: str, segments: int, segments
         upgrades=tally.upgrades, downgrades=tally.downgrades,
         pointsExpired=tally.points_expired, membersWithExpiredPoints=tally.members_expired,
         plansLapsed=tally.plans_lapsed, failures=tally.failures,
+        tagsAdded=tally.tags_added, tagsRemoved=tally.tags_removed,
         tiersBefore=dict(sorted(tally.tiers_before.items())),
         tiersAfter=dict(sorted(tally.tiers_after.items())),
         startedAt=calendar.wire(started_at, tz),

@@ -9,6 +9,7 @@ from membership.domain.members import (
     MemberProfile,
     ProfileUpdate,
     SignupRequest,
+    apply_profile_update,
     mask_phone,
     member_id_for,
     new_member,
@@ -65,5 +66,14 @@ def profile(subject: str, now: datetime | None = None) -> MemberProfile:
 def edit_profile(subject: str, update: ProfileUpdate, now: datetime | None = None
                  ) -> MemberProfile:
     now = now or _now()
+    if "marketing_consent" in update.model_fields_set:
+        # Consent moves the member's tag items in or out of the segment index: one
+        # transaction with the member item (docs/tags.md).
+        from membership.storage.tags import change_member
+
+        _, member = change_member(member_id_for(subject),
+                                  lambda m: apply_profile_update(m, update, now),
+                                  what="the profile update")
+        return profile_of(member, load_program(), now)
     member = store.update_profile(member_id_for(subject), update, now)
     return profile_of(member, load_program(), now)
