@@ -305,6 +305,12 @@ def all_entries(member_id: str) -> list[Entry]:
         member_pk(member_id), EntryItem.SK.startswith("ENTRY#"), consistent_read=True)]
 
 
+def growth_entries(member_id: str) -> list[Entry]:
+    """A member's growth entries, oldest first (the portrait's tier history)."""
+    return [item.to_domain() for item in EntryItem.query(
+        member_pk(member_id), EntryItem.SK.startswith("ENTRY#growth#"))]
+
+
 def all_lots(member_id: str) -> list:
     return [item.to_domain() for item in LotItem.query(
         member_pk(member_id), LotItem.SK.startswith("LOT#"), consistent_read=True)]
