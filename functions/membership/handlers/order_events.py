@@ -48,6 +48,12 @@ def apply(event: dict) -> dict:
         except KeyError:
             raise UnknownDetailType(
                 f"no consumer for {envelope.detail_type[:64]!r}") from None
+        if envelope.detail_type == "order.paid" and "memberId" not in envelope.detail:
+            # A guest's order: it only counts, for penetration (docs/metrics.md).
+            from membership.domain.metrics import GuestOrderPaid
+            from membership.services.metrics import guest_paid
+
+            model, service = GuestOrderPaid, guest_paid
         detail = detail_of(envelope, model)
     except MalformedEvent as exc:
         metrics.add_metric(name="OrderEventsMalformed", unit=MetricUnit.Count, value=1)

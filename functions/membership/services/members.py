@@ -50,7 +50,11 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
     })
     tags.retag(builder, program)  # e.g. new_member, from the first day
     posting = builder.build()
-    created = store.create_member(posting)
+    # New members of the month (docs/metrics.md), counted in the signup's transaction.
+    from membership.storage.metrics import counter_add
+
+    created = store.create_member(posting, extra=(counter_add(
+        calendar.month_of(now, program.time_zone), member.member_id, new_members=1),))
     if created:
         return profile_of(posting.member, program, now), True
     existing = store.get_member(member.member_id, consistent=True)

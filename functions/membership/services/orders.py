@@ -24,6 +24,7 @@ from membership.domain.tiers import upgrade_if_qualified
 from membership.errors import DomainError
 from membership.storage import ledger
 from membership.storage.ledger import ExtraItem
+from membership.storage.metrics import counter_add
 from membership.storage.models import OrderItem
 from membership.storage.program import load_program
 from membership.storage.table import Retry
@@ -65,9 +66,13 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
         return builder.build()
 
     def extra(_posting):
-        return (ExtraItem(model=_order_item(made["settlement"], 0),
+        settlement = made["settlement"]
+        return (ExtraItem(model=_order_item(settlement, 0),
                           condition=OrderItem.PK.does_not_exist(),
-                          on_condition_failed=ledger.AlreadyApplied),)
+                          on_condition_failed=ledger.AlreadyApplied),
+                # Penetration's member side, in the same transaction (docs/metrics.md).
+                counter_add(settlement.growth_month, event.order_id, member_orders=1,
+                            member_spend=settlement.cash_paid + settlement.balance_used))
 
     return ledger.post(event.member_id, source_key, build, extra,
                        payload_hash=payload_hash(event))

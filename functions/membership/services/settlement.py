@@ -129,6 +129,21 @@ def _settle_and_retag(snapshot: rules.Snapshot, facts, program: Program, period:
     return (result, *retag(facts, program, now))
 
 
+def _stock(page: rules.TallyBuilder, raw: dict, snapshot: rules.Snapshot,
+           result: dict | None, close: datetime) -> None:
+    """The member's liabilities at the period's close: the scanned row, less the points this
+    period's settlement expired (docs/metrics.md)."""
+
+    def number(name: str) -> int:
+        return int(raw.get(name, {}).get("N", "0"))
+
+    expired = int(result.get("pointsExpired", 0)) if result else 0
+    lapsed = bool(result.get("planLapsed")) if result else False
+    plan_end = snapshot.paid_plan_ends_at
+    page.stock(max(number("ptsA") - expired, 0), number("ptsP"), number("balP"),
+               number("balB"), plan_end is not None and plan_end >= close and not lapsed)
+
+
 def _tags_stale(facts, program: Program, clock: Clock) -> bool:
     return tag_rules.evaluate(facts, program, clock()) != facts.tags
 
@@ -156,6 +171,7 @@ def settle_segment(period: str, segment: int, segments: int, *,
     settings = get_settings()
     limit = page_limit if page_limit is not None else settings.settlement_page_limit
     checkpoint = store.load_checkpoint(period, segment)
+    period_end = rules.period_close(period, program.time_zone)
     seen = 0
     with ThreadPoolExecutor(max_workers=settings.settlement_write_concurrency + 1) as pool:
 
@@ -172,6 +188,7 @@ def settle_segment(period: str, segment: int, segments: int, *,
             failed: list[str] = []
             snapshots = [store.snapshot_from_raw(raw) for raw in rows]
             facts = {raw["memberId"]["S"]: facts_from_raw(raw) for raw in rows}
+            raws = {raw["memberId"]["S"]: raw for raw in rows}
             # Members that need a read or a write go to the pool; the rest cost nothing.
             work = {s.member_id: pool.submit(_settle_and_retag, s, facts[s.member_id],
                                              program, period, clock)
@@ -195,6 +212,8 @@ def settle_segment(period: str, segment: int, segments: int, *,
                     page.unchanged(program.tier(snapshot.tier_id).id)
                 elif result:
                     page.settled(result)
+                _stock(page, raws[snapshot.member_id], snapshot, result or None,
+                       period_end)
                 seen += 1
                 if on_member is not None:
                     on_member(seen)

@@ -62,6 +62,7 @@ class ExtraItem:
     model: Model
     condition: object | None
     on_condition_failed: Callable[[], Exception]
+    actions: list | None = None  # an UpdateItem (e.g. counters' ADD) instead of a put
 
 
 def read_live_range(member_id: str) -> LedgerState:
@@ -164,6 +165,10 @@ def commit(posting: Posting, *, new_member: bool = False,
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
             plan.append(("hold_record", None))
     for item in extra:
+        if item.actions is not None:
+            t.update(item.model, actions=item.actions, condition=item.condition)
+            update_plan.append(("extra", item.on_condition_failed))
+            continue
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))
     # The tag index follows the member's tags in the same transaction (storage/tags.py).
