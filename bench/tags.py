@@ -38,7 +38,7 @@ def tagging_order(ctx: BenchContext) -> CallStats:
 
     member_id = member_id_for(ctx.signed_up_member())  # carries new_member
     with ctx.count() as calls:
-        ctx.handler(ORDER_EVENTS)(_paid_event(member_id, ctx.unique("SO")), None)
+        ctx.invoke(ORDER_EVENTS, _paid_event(member_id, ctx.unique("SO")))
     tags = sorted(item.tag for item in member_tags(member_id))
     ctx.check("extra DynamoDB write calls per order posting (aggregates, tags)",
               calls.writes - 1, "==", 0)
