@@ -22,6 +22,9 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_settlements",
     "membership.handlers.checkins",
     "membership.handlers.tasks",
+    "membership.handlers.admin_tags",
+    "membership.handlers.admin_portrait",
+    "membership.handlers.admin_metrics",
 )
 EVERY_ROUTE_ERRORS = {
     400: "Malformed request (refused text in a parameter, a body that is not valid JSON)",
