@@ -175,6 +175,8 @@ def test_whatever_the_body_a_check_in_answers_4xx_or_201_never_500(table, apigw_
     status, answer = call(apigw_event("POST", "/v1/members/me/checkins", body, sub=SUB),
                           lambda_context)
     assert status in {201, 400, 409, 422}, (body, answer)
+    if not isinstance(body, dict | None):
+        assert status in {400, 422}, (body, answer)
 
 
 # ---- the day boundary -------------------------------------------------------------------
@@ -504,3 +506,12 @@ def test_the_program_lists_the_check_in_rules_and_tasks(table, apigw_event, lamb
             for t in body["tasks"]] == [
         ("profile_completed", 50, 0, "once", "member"),
         ("review_posted", 10, 5, "per_order", "review.posted")]
+
+
+@pytest.mark.parametrize("body", [[None, None], [{}], [None]])
+def test_a_list_body_is_refused_and_checks_nothing_in(table, apigw_event, lambda_context, body):
+    member_id = join(datetime.now(UTC) - timedelta(days=1))
+    status, answer = call(apigw_event("POST", "/v1/members/me/checkins", body, sub=SUB),
+                          lambda_context)
+    assert (status, answer["code"]) == (422, "validation_failed")
+    assert points(member_id) == 100
