@@ -78,7 +78,7 @@ def test_the_templates_queues_and_sources_are_found():
     assert refs["GrantQueue"] == "http://127.0.0.1:9/123456789012/GrantQueue"
 
 
-def test_messages_sent_with_botocore_reach_the_function_in_batches(stack):
+def test_messages_sent_with_botocore_reach_the_function_in_batches_of_at_most_batch_size(stack):
     batches = []
     queues, sqs = stack(lambda event, ctx: batches.append(
         [json.loads(r["body"]) for r in event["Records"]]) or {"batchItemFailures": []})
@@ -89,7 +89,8 @@ def test_messages_sent_with_botocore_reach_the_function_in_batches(stack):
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": 5}))
     assert queues.drain(10)
     assert sorted(m["n"] for batch in batches for m in batch) == list(range(6))
-    assert max(len(b) for b in batches) == 2
+    # How many a poll finds depends on timing; never more than the mapping's BatchSize.
+    assert 1 <= max(len(b) for b in batches) <= 2
 
 
 def test_reported_failures_come_back_and_then_go_to_the_dead_letter_queue(stack, tmp_path):
