@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from membership.domain.metrics import Metrics
 from membership.handlers.http import (
+    ADMIN_SCOPE,
     build_app,
     error_responses,
     json_response,
@@ -16,7 +17,7 @@ from membership.handlers.http import (
 from membership.observability import logger, metrics, tracer
 from membership.services import metrics as service
 
-app = build_app()
+app = build_app(scope=ADMIN_SCOPE)
 
 
 @app.get(

@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from membership.domain.portrait import Portrait
 from membership.handlers.http import (
+    ADMIN_SCOPE,
     build_app,
     error_responses,
     json_response,
@@ -16,7 +17,7 @@ from membership.handlers.http import (
 from membership.observability import logger, metrics, tracer
 from membership.services import portrait as service
 
-app = build_app()
+app = build_app(scope=ADMIN_SCOPE)
 
 MemberId = Annotated[str, Path(pattern=r"^M[a-z2-7]{8,64}$", description="The member's id")]
 

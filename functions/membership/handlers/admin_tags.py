@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from membership.domain.tag_rules import TAG_PATTERN
 from membership.domain.tags import MemberTags, SegmentPage
 from membership.handlers.http import (
+    ADMIN_SCOPE,
     build_app,
     error_responses,
     json_response,
@@ -22,7 +23,7 @@ from membership.handlers.http import (
 from membership.observability import logger, metrics, tracer
 from membership.services import tags
 
-app = build_app()
+app = build_app(scope=ADMIN_SCOPE)
 
 MemberId = Annotated[str, Path(pattern=r"^M[a-z2-7]{8,64}$", description="The member's id")]
 Tag = Annotated[str, Path(pattern=TAG_PATTERN, description="A tag name")]
