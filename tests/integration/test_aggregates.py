@@ -137,3 +137,85 @@ def test_backfill_resumes_from_its_checkpoint(table, lambda_context):
     second = backfill.run(segments=1, page_limit=1)
     assert second.updated == 4  # the checkpoint counts what the first run did too
     assert all(member(m).order_stats == recomputed(m) for m in ids)
+
+
+class _Killed(BaseException):
+    """The process dies: nothing after this point of the run happens."""
+
+
+def _killed_after(writes, monkeypatch):
+    real = backfill.backfill_member
+    done = []
+
+    def dying(member_id, now=None, **kwargs):
+        if len(done) == writes:
+            raise _Killed()
+        wrote = real(member_id, now, **kwargs)
+        done.append(member_id)
+        return wrote
+
+    monkeypatch.setattr(backfill, "backfill_member", dying)
+    return done
+
+
+def test_backfill_killed_in_the_middle_of_a_page_resumes_without_losing_a_count(
+        table, lambda_context, monkeypatch):
+    ids = [signed_up(f"agg-crash-{i}") for i in range(5)]
+    for i, member_id in enumerate(ids):
+        deliver(lambda_context, "order.paid", paid(member_id, f"SO-{i}"))
+        _forget_aggregates(member_id)
+    done = _killed_after(2, monkeypatch)  # one page holds every member: killed inside it
+    try:
+        backfill.run(segments=1, page_limit=1_000)
+    except _Killed:
+        pass
+    assert len(done) == 2 and backfill_store.load(backfill.NAME, 0).cursor is None
+    monkeypatch.undo()
+    resumed = backfill.run(segments=1, page_limit=1_000)
+    assert (resumed.seen, resumed.updated, resumed.failed) == (5, 5, 0)
+    assert all(member(m).order_stats == recomputed(m) for m in ids)
+    again = backfill.run(segments=1)
+    assert (again.seen, again.updated) == (5, 5)
+
+
+def test_backfill_killed_between_pages_neither_undercounts_nor_double_counts(
+        table, lambda_context, monkeypatch):
+    ids = [signed_up(f"agg-crash-pages-{i}") for i in range(4)]
+    for i, member_id in enumerate(ids):
+        deliver(lambda_context, "order.paid", paid(member_id, f"SO-{i}"))
+        _forget_aggregates(member_id)
+    _killed_after(3, monkeypatch)
+    try:
+        backfill.run(segments=2, page_limit=2)
+    except _Killed:
+        pass
+    monkeypatch.undo()
+    resumed = backfill.run(segments=2, page_limit=2)
+    assert (resumed.updated, resumed.failed) == (4, 0)
+    assert resumed.seen == sum(backfill_store.load(backfill.NAME, s).seen for s in range(2))
+    assert all(member(m).order_stats == recomputed(m) for m in ids)
+
+
+def test_backfill_passes_again_over_a_segment_whose_member_failed(
+        table, lambda_context, monkeypatch):
+    from membership.errors import DomainError
+
+    ids = [signed_up(f"agg-fail-{i}") for i in range(3)]
+    for i, member_id in enumerate(ids):
+        deliver(lambda_context, "order.paid", paid(member_id, f"SO-{i}"))
+        _forget_aggregates(member_id)
+    real = backfill.backfill_member
+
+    def failing(member_id, now=None, **kwargs):
+        if member_id == ids[1]:
+            raise DomainError("contended")
+        return real(member_id, now, **kwargs)
+
+    monkeypatch.setattr(backfill, "backfill_member", failing)
+    first = backfill.run(segments=1)
+    assert (first.updated, first.failed) == (2, 1)
+    assert not member(ids[1]).order_stats.complete
+    monkeypatch.undo()
+    second = backfill.run(segments=1)
+    assert (second.updated, second.failed) == (3, 0)
+    assert member(ids[1]).order_stats == recomputed(ids[1])

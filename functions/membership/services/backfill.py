@@ -30,8 +30,10 @@ class BackfillReport:
     failed: int
 
 
-def backfill_member(member_id: str, now: datetime | None = None) -> bool:
-    """True when the member's aggregates were written."""
+def backfill_member(member_id: str, now: datetime | None = None, *,
+                    segment: int | None = None) -> bool:
+    """True when the member's aggregates were written (counted in `segment`'s checkpoint,
+    in the same transaction, when given)."""
     now = now or datetime.now(UTC)
     program = load_program()
 
@@ -46,30 +48,38 @@ def backfill_member(member_id: str, now: datetime | None = None) -> bool:
         return member.model_copy(update={
             "tags": tags.evaluate(tags.facts_of(member), program, now)})
 
-    before, after = change_member(member_id, change, what="the backfill")
+    counted = () if segment is None else (store.count_written(NAME, segment),)
+    before, after = change_member(member_id, change, what="the backfill", also_update=counted)
     return before != after
 
 
 def run(segments: int = 4, *, page_limit: int = 200, now: datetime | None = None,
         should_stop=lambda: False) -> BackfillReport:
-    """Every segment from its checkpoint to its end (or until `should_stop()`)."""
+    """Every segment from its checkpoint to its end (or until `should_stop()`).
+
+    A segment whose last pass met members it could not backfill is passed over again by
+    the next run (its complete members are skipped): `seen` and `failed` are the latest
+    pass's, `updated` counts every member the backfill wrote."""
     seen = updated = failed = 0
     for segment in range(segments):
         cp = store.load(NAME, segment)
+        if cp.done and cp.failed:
+            cp.cursor, cp.done, cp.seen, cp.failed = None, False, 0, 0
         while not cp.done and not should_stop():
             rows, cursor = store.scan_page(segment, segments, cp.cursor, page_limit)
             for member_id, complete in rows:
                 if complete:
                     continue
                 try:
-                    if backfill_member(member_id, now):
+                    if backfill_member(member_id, now, segment=segment):
                         cp.updated += 1
                 except DomainError:
                     logger.exception("member not backfilled", extra={"memberId": member_id})
-                    failed += 1
+                    cp.failed += 1
             cp.seen += len(rows)
             cp.cursor, cp.done = cursor, cursor is None
             store.save(NAME, cp)
         seen += cp.seen
         updated += cp.updated
+        failed += cp.failed
     return BackfillReport(segments=segments, seen=seen, updated=updated, failed=failed)

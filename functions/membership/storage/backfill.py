@@ -4,7 +4,9 @@ PK                    SK                item
 BACKFILL#<name>       SEGMENT#<nnnnn>   a scan segment's cursor, counts so far, done flag
 
 A checkpoint is written after each page, so a killed run resumes from its last page; the
-members of that page are seen again, and those already backfilled are skipped.
+members of that page are seen again, and those already backfilled are skipped. `updated`
+is not part of that write: each member's own transaction adds 1 to it (`count_written`),
+so a run killed in the middle of a page neither loses nor repeats a member it wrote.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class BackfillItem(TableModel):
     done = NumberAttribute(default=0)
     seen = NumberAttribute(default=0)
     updated = NumberAttribute(default=0)
+    failed = NumberAttribute(default=0)
 
     @staticmethod
     def key(name: str, segment: int) -> tuple[str, str]:
@@ -37,6 +40,7 @@ class Checkpoint:
     done: bool = False
     seen: int = 0
     updated: int = 0
+    failed: int = 0
 
 
 def load(name: str, segment: int) -> Checkpoint:
@@ -45,13 +49,23 @@ def load(name: str, segment: int) -> Checkpoint:
     except BackfillItem.DoesNotExist:
         return Checkpoint(segment=segment)
     return Checkpoint(segment=segment, cursor=json.loads(item.cursor) if item.cursor else None,
-                      done=bool(item.done), seen=int(item.seen), updated=int(item.updated))
+                      done=bool(item.done), seen=int(item.seen or 0),
+                      updated=int(item.updated or 0), failed=int(item.failed or 0))
 
 
 def save(name: str, cp: Checkpoint) -> None:
-    BackfillItem(*BackfillItem.key(name, cp.segment),
-                 cursor=json.dumps(cp.cursor, sort_keys=True) if cp.cursor else None,
-                 done=int(cp.done), seen=cp.seen, updated=cp.updated).save()
+    """The page's progress; `updated` is left alone (count_written moves it)."""
+    item = BackfillItem(*BackfillItem.key(name, cp.segment))
+    actions = [BackfillItem.done.set(int(cp.done)), BackfillItem.seen.set(cp.seen),
+               BackfillItem.failed.set(cp.failed)]
+    actions.append(BackfillItem.cursor.set(json.dumps(cp.cursor, sort_keys=True))
+                   if cp.cursor else BackfillItem.cursor.remove())
+    item.update(actions=actions)
+
+
+def count_written(name: str, segment: int) -> tuple[BackfillItem, list]:
+    """+1 to the segment's `updated`, for the member's own transaction."""
+    return (BackfillItem(*BackfillItem.key(name, segment)), [BackfillItem.updated.add(1)])
 
 
 def scan_page(segment: int, segments: int, cursor: dict | None, limit: int

@@ -100,9 +100,11 @@ def read_member(member_id: str) -> Member:
         raise MemberNotFound(f"no member {member_id}") from None
 
 
-def commit_member_change(before: Member, after: Member) -> bool:
+def commit_member_change(before: Member, after: Member, also_update=()) -> bool:
     """The member's changed fields and its tag items in one transaction, conditional on the
     version read (which moves on, so a posting built on the old state retries).
+    `also_update`: (item, actions) pairs written in the same transaction (the backfill's
+    count of members it wrote, so that a crash can neither lose nor repeat one).
 
     False when nothing changed (nothing written); raises Retry when the member moved."""
     if after.model_copy(update={"version": before.version}) == before:
@@ -117,6 +119,8 @@ def commit_member_change(before: Member, after: Member) -> bool:
             t.delete(item)
         else:
             t.save(item)
+    for item, item_actions in also_update:
+        t.update(item, actions=item_actions)
     try:
         t._commit()
     except TransactWriteError:
@@ -124,15 +128,17 @@ def commit_member_change(before: Member, after: Member) -> bool:
     return True
 
 
-def change_member(member_id: str, change, *, what: str) -> tuple[Member, Member]:
-    """Read the member, apply `change(member) -> member`, commit; (before, after)."""
+def change_member(member_id: str, change, *, what: str, also_update=()
+                  ) -> tuple[Member, Member]:
+    """Read the member, apply `change(member) -> member`, commit; (before, after).
+    `also_update` rides in the commit's transaction (commit_member_change)."""
 
     def attempt() -> tuple[Member, Member]:
         before = read_member(member_id)
         after = change(before)
         if after == before:
             return before, before
-        commit_member_change(before, after)
+        commit_member_change(before, after, also_update)
         return before, after
 
     return with_retries(attempt, lambda: Unavailable(f"{what} stayed contended; try again",
