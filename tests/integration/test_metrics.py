@@ -163,3 +163,19 @@ def test_metrics_need_a_valid_period_and_admin(table, apigw_event, lambda_contex
                                                  scopes=("member",),
                                                  query={"period": "2026-01"}), lambda_context)
     assert response["statusCode"] == 403
+
+
+def test_a_plain_order_posting_writes_its_six_items_and_one_counter_shard(
+        table, lambda_context):
+    # The bench's target (docs/metrics.md, "Why the counter is in the posting"): the
+    # posting's own items stay at 6; penetration's counter shard is the 7th, same write.
+    member_service.signup("metric-items", SignupRequest(
+        phone=f"138{uuid.uuid4().int % 10**8:08d}", nickname="M", channel="app"))
+    member_id = member_id_for("metric-items")
+    before = {(i["PK"]["S"], i["SK"]["S"]): i for i in all_items(table)}
+    deliver(lambda_context, "order.paid", order("SO-ITEMS", member_id))
+    after = {(i["PK"]["S"], i["SK"]["S"]): i for i in all_items(table)}
+    written = [key for key, item in after.items() if before.get(key) != item]
+    counters = [key for key in written if key[0].startswith("METRICS#")]
+    assert len(counters) == 1
+    assert len(written) - len(counters) <= 6
