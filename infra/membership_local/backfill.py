@@ -22,6 +22,10 @@ def run_backfill(args: argparse.Namespace) -> int:
     attach_to_stack(args.table)
     from membership.services.backfill import run
 
-    report = run(args.segments)
+    try:
+        report = run(args.segments)
+    except ValueError as error:  # checkpoints of a run with another --segments
+        print(error)
+        return 2
     print(json.dumps(asdict(report)))
     return 1 if report.failed else 0

@@ -2,8 +2,11 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from membership.domain import aggregates, calendar
 from membership.domain.members import SignupRequest, member_id_for
+from membership.errors import DomainError
 from membership.handlers import order_events
 from membership.services import backfill
 from membership.services import members as member_service
@@ -198,8 +201,6 @@ def test_backfill_killed_between_pages_neither_undercounts_nor_double_counts(
 
 def test_backfill_passes_again_over_a_segment_whose_member_failed(
         table, lambda_context, monkeypatch):
-    from membership.errors import DomainError
-
     ids = [signed_up(f"agg-fail-{i}") for i in range(3)]
     for i, member_id in enumerate(ids):
         deliver(lambda_context, "order.paid", paid(member_id, f"SO-{i}"))
@@ -219,3 +220,15 @@ def test_backfill_passes_again_over_a_segment_whose_member_failed(
     second = backfill.run(segments=1)
     assert (second.updated, second.failed) == (3, 0)
     assert member(ids[1]).order_stats == recomputed(ids[1])
+
+
+def test_backfill_refuses_to_resume_with_another_segment_count(table, lambda_context):
+    member_id = signed_up("agg-segments")
+    deliver(lambda_context, "order.paid", paid(member_id, "SO-1"))
+    _forget_aggregates(member_id)
+    pages = iter(range(100))
+    backfill.run(segments=2, page_limit=1, should_stop=lambda: next(pages) >= 1)
+    with pytest.raises(ValueError, match="--segments 2"):
+        backfill.run(segments=3)
+    assert backfill.run(segments=2).failed == 0
+    assert member(member_id).order_stats == recomputed(member_id)

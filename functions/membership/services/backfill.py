@@ -63,6 +63,11 @@ def run(segments: int = 4, *, page_limit: int = 200, now: datetime | None = None
     seen = updated = failed = 0
     for segment in range(segments):
         cp = store.load(NAME, segment)
+        if cp.of is not None and cp.of != segments:
+            # A scan cursor belongs to its segmentation: another count would skip members.
+            raise ValueError(f"the backfill's checkpoints were written by a run of {cp.of} "
+                             f"segments; resume it with --segments {cp.of}")
+        cp.of = segments
         if cp.done and cp.failed:
             cp.cursor, cp.done, cp.seen, cp.failed = None, False, 0, 0
         while not cp.done and not should_stop():

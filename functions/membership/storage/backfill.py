@@ -27,6 +27,7 @@ class BackfillItem(TableModel):
     seen = NumberAttribute(default=0)
     updated = NumberAttribute(default=0)
     failed = NumberAttribute(default=0)
+    of = NumberAttribute(null=True)  # the run's segment count: a cursor means nothing in another
 
     @staticmethod
     def key(name: str, segment: int) -> tuple[str, str]:
@@ -41,6 +42,7 @@ class Checkpoint:
     seen: int = 0
     updated: int = 0
     failed: int = 0
+    of: int | None = None
 
 
 def load(name: str, segment: int) -> Checkpoint:
@@ -50,7 +52,8 @@ def load(name: str, segment: int) -> Checkpoint:
         return Checkpoint(segment=segment)
     return Checkpoint(segment=segment, cursor=json.loads(item.cursor) if item.cursor else None,
                       done=bool(item.done), seen=int(item.seen or 0),
-                      updated=int(item.updated or 0), failed=int(item.failed or 0))
+                      updated=int(item.updated or 0), failed=int(item.failed or 0),
+                      of=int(item.of) if item.of is not None else None)
 
 
 def save(name: str, cp: Checkpoint) -> None:
@@ -58,6 +61,8 @@ def save(name: str, cp: Checkpoint) -> None:
     item = BackfillItem(*BackfillItem.key(name, cp.segment))
     actions = [BackfillItem.done.set(int(cp.done)), BackfillItem.seen.set(cp.seen),
                BackfillItem.failed.set(cp.failed)]
+    if cp.of is not None:
+        actions.append(BackfillItem.of.set(cp.of))
     actions.append(BackfillItem.cursor.set(json.dumps(cp.cursor, sort_keys=True))
                    if cp.cursor else BackfillItem.cursor.remove())
     item.update(actions=actions)
