@@ -27,6 +27,7 @@ WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Tr
 class Call:
     operation: str
     items: int = 0  # items the request names (0 for Query/Scan: not known up front)
+    counter_items: int = 0  # of which metrics counter shards (METRICS# keys)
     read_units: float = 0.0
     write_units: float = 0.0
     capacity_reported: bool = False
@@ -52,6 +53,10 @@ class CallStats:
     @property
     def items_written(self) -> int:
         return sum(c.items for c in self.calls if c.operation in WRITE_OPERATIONS)
+
+    @property
+    def counter_items_written(self) -> int:
+        return sum(c.counter_items for c in self.calls if c.operation in WRITE_OPERATIONS)
 
     @property
     def read_units(self) -> float:
@@ -127,7 +132,8 @@ class DynamoDBCallCounter:
         events.register("after-call.dynamodb", self._after_call)
 
     def _before_call(self, model, context, **_) -> None:
-        call = Call(operation=model.name, items=context.get("bench_items", 0))
+        call = Call(operation=model.name, items=context.get("bench_items", 0),
+                    counter_items=context.get("bench_counter_items", 0))
         context["bench_call"] = call
         with self._lock:
             for stats in self._windows:
@@ -171,8 +177,24 @@ def _items_named(operation: str, params: dict) -> int:
     return 0
 
 
+def _counter_items_named(operation: str, params: dict) -> int:
+    """Metrics counter shards among the items a write transaction names."""
+    if operation != "TransactWriteItems":
+        return 0
+    count = 0
+    for entry in params.get("TransactItems") or []:
+        for action in entry.values():
+            key = action.get("Key") or action.get("Item") or {}
+            pk = key.get("PK")
+            text = pk.get("S") if isinstance(pk, dict) else pk
+            if isinstance(text, str) and text.startswith("METRICS#"):
+                count += 1
+    return count
+
+
 def _before_parameter_build(params, model, context, **_) -> None:
     # The API parameters as the caller gave them (before-call sees the serialised body).
     context["bench_items"] = _items_named(model.name, params)
+    context["bench_counter_items"] = _counter_items_named(model.name, params)
     if "ReturnConsumedCapacity" in model.input_shape.members:
         params.setdefault("ReturnConsumedCapacity", "TOTAL")

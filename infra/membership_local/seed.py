@@ -41,6 +41,10 @@ def member_items(index: int, period: str, rng: random.Random) -> list[dict]:
     """The items of one member, in DynamoDB's wire format, as of the end of `period`."""
     (calendar, Entry, Lot, entry_sort_id, Member, PaidPlanState, member_id_for,
      default_program, models) = _models()
+    from membership.domain.aggregates import OrderStats
+    from membership.domain.tags import evaluate, facts_of
+    from membership.storage.tags import TagItem
+
     program = default_program()
     tz = program.time_zone
     months = calendar.rolling_months(period, 14)
@@ -99,6 +103,16 @@ def member_items(index: int, period: str, rng: random.Random) -> list[dict]:
             source_key=source, reason="order", actor="system", created_at=at,
             effective_at=at))
 
+    # Order aggregates as the postings would have kept them: one order per month of growth.
+    order_times = {}
+    for month in growth:
+        order_times[month] = calendar.month_start(month, tz) + timedelta(days=14)
+    stats = OrderStats(
+        complete=True, orders=len(growth), net_spend=sum(growth.values()) * 100,
+        first_order_at=min(order_times.values(), default=None),
+        last_order_at=max(order_times.values(), default=None),
+        order_months={m: 1 for m in growth if m in months[-13:]},
+        spend_months={m: v * 100 for m, v in growth.items() if m in months[-13:]})
     plan = None
     if rng.random() < 0.05:
         ends = close + timedelta(days=rng.randint(-20, 200))
@@ -115,11 +129,16 @@ def member_items(index: int, period: str, rng: random.Random) -> list[dict]:
                                       if lot.expires_at == soonest),
         growth_months=growth, paid_plan=plan,
         settled_period=settled_before if rng.random() < 0.1 else None,
+        order_stats=stats,
     )
+    # Tags as the rules left them at the period's close, so a settlement that changes
+    # nothing else writes nothing.
+    member = member.model_copy(update={"tags": evaluate(facts_of(member), program, close)})
     items = [models.MemberItem.from_domain(member),
              models.PhoneItem(*models.PhoneItem.key(member.phone), member_id=member_id,
                               subject=subject),
              models.SubjectItem(*models.SubjectItem.key(subject), member_id=member_id)]
+    items += [TagItem.of(member_id, tag, mark, listed=True) for tag, mark in member.tags.items()]
     items += [models.LotItem.from_domain(lot) for lot in lots]
     items += [models.EntryItem.from_domain(e) for e in entries]
     return [_wire(item) for item in items]

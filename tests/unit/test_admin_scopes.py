@@ -18,7 +18,8 @@ from membership_local.gateway import Gateway
 from membership_local.template import http_routes, load_template
 
 SAMPLE_PARAMS = {"memberId": "M" + "a" * 24, "grantId": "G-1", "version": "1",
-                 "topupId": "T" + "A" * 24, "period": "2025-01"}
+                 "topupId": "T" + "A" * 24, "period": "2025-01",
+                 "tag": "milk_powder"}
 METHODS = ("get", "put", "post", "patch", "delete")
 
 

@@ -314,6 +314,7 @@ class LineSplit(BaseModel):
     earned_points: int = 0
     growth: int = 0
     refunded_quantity: int = 0
+    category: str | None = None  # the order aggregates' spend per category (docs/tags.md)
 
 
 def split_lines(lines: tuple[OrderLine, ...], *, discount: int, points_used: int,

@@ -9,7 +9,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from membership.domain import calendar
+from membership.domain.aggregates import OrderStats
 from membership.domain.program import Benefit, Program
+from membership.domain.tag_rules import TagMark
 from membership.errors import InvalidPhone
 
 DEFAULT_PHONE_REGION = "CN"
@@ -45,6 +47,9 @@ class ProfileUpdate(ApiModel):
 
     nickname: Nickname = Field(default=None, json_schema_extra=omit_default)
     store_id: Code | None = Field(alias="storeId", default=None)
+    marketing_consent: bool = Field(
+        alias="marketingConsent", default=None, json_schema_extra=omit_default, strict=True,
+        description="false: never listed in a marketing segment (docs/tags.md)")
 
 
 class PaidPlanState(BaseModel):
@@ -98,6 +103,11 @@ class Member(BaseModel):
     bonus_debt: int = 0
     # tier id -> month (YYYY-MM) its upgrade gift was last paid: once per tier per 12 months.
     tier_gifts: dict[str, str] = Field(default_factory=dict)
+    # Order aggregates, tags and marketing consent (docs/tags.md).
+    order_stats: OrderStats = Field(default_factory=OrderStats)
+    tags: dict[str, TagMark] = Field(default_factory=dict)
+    marketing_consent: bool = True
+    marketing_consent_at: datetime | None = None
 
     def rolling_growth(self, as_of_month: str) -> int:
         return sum(self.growth_months.get(m, 0) for m in calendar.rolling_months(as_of_month))
@@ -148,6 +158,7 @@ def new_member(request: SignupRequest, subject: str, phone: str, program: Progra
         updated_at=now,
         tier_id=program.tiers[0].id,
         tier_since=now,
+        order_stats=OrderStats(complete=True),  # no order before signup: nothing to backfill
     )
 
 
@@ -155,6 +166,8 @@ def apply_profile_update(member: Member, update: ProfileUpdate, now: datetime) -
     changes = update.model_dump(exclude_unset=True)
     if not changes:
         return member
+    if changes.get("marketing_consent", member.marketing_consent) != member.marketing_consent:
+        changes["marketing_consent_at"] = now  # when the member last decided
     return member.model_copy(update={**changes, "updated_at": now})
 
 
@@ -222,6 +235,8 @@ class MemberProfile(ApiModel):
     benefits: list[BenefitView]
     paid_plan: PaidPlanView | None = Field(alias="paidPlan")
     created_at: str = Field(alias="createdAt")
+    marketing_consent: bool = Field(alias="marketingConsent", default=True,
+                                    description="false: never listed in a segment")
     status: Literal["active", "frozen"] = Field(
         default="active", description="frozen: earns, but cannot spend, hold or top up")
 
@@ -285,5 +300,6 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
                   for b in member_benefits(member, program, now)],
         paidPlan=plan,
         createdAt=calendar.wire(member.created_at, tz),
+        marketingConsent=member.marketing_consent,
         status=member.status,
     )

@@ -20,6 +20,13 @@ from pydantic import (
 
 from membership.domain import calendar
 from membership.domain.instants import Instant
+from membership.domain.tag_rules import (
+    RfmBreakpoints,
+    TagRule,
+    check_tag_rules,
+    default_rfm,
+    default_tag_rules,
+)
 
 FEN_PER_YUAN = 100
 
@@ -169,6 +176,14 @@ class Program(Rules):
     checkin: CheckinRules
     tasks: tuple[Task, ...] = ()
     holds: HoldRules
+    # Member tags and the portrait (docs/tags.md); a stored program without them gets these.
+    tag_rules: tuple[TagRule, ...] = Field(alias="tagRules", default_factory=default_tag_rules)
+    rfm: RfmBreakpoints = Field(default_factory=default_rfm)
+
+    @field_validator("tag_rules")
+    @classmethod
+    def _tag_rules_unique(cls, value: tuple[TagRule, ...]) -> tuple[TagRule, ...]:
+        return check_tag_rules(value)
     reason_codes: tuple[ReasonCode, ...] = Field(
         alias="reasonCodes", default=DEFAULT_REASON_CODES, min_length=1, max_length=50)
 

@@ -204,8 +204,17 @@ class Tally(BaseModel):
     members_expired: int = 0
     plans_lapsed: int = 0
     failures: int = 0
+    tags_added: int = 0  # rule tags the run put on or took off (docs/tags.md)
+    tags_removed: int = 0
     tiers_before: dict[str, int] = Field(default_factory=dict)
     tiers_after: dict[str, int] = Field(default_factory=dict)
+    # Stocks at the period's close, for the metrics (docs/metrics.md).
+    tiers_kept: dict[str, int] = Field(default_factory=dict)
+    points_available: int = 0
+    points_pending: int = 0
+    balance_principal: int = 0
+    balance_bonus: int = 0
+    paid_active: int = 0
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
@@ -217,8 +226,16 @@ class Tally(BaseModel):
             members_expired=self.members_expired + other.members_expired,
             plans_lapsed=self.plans_lapsed + other.plans_lapsed,
             failures=self.failures + other.failures,
+            tags_added=self.tags_added + other.tags_added,
+            tags_removed=self.tags_removed + other.tags_removed,
             tiers_before=dict(Counter(self.tiers_before) + Counter(other.tiers_before)),
             tiers_after=dict(Counter(self.tiers_after) + Counter(other.tiers_after)),
+            tiers_kept=dict(Counter(self.tiers_kept) + Counter(other.tiers_kept)),
+            points_available=self.points_available + other.points_available,
+            points_pending=self.points_pending + other.points_pending,
+            balance_principal=self.balance_principal + other.balance_principal,
+            balance_bonus=self.balance_bonus + other.balance_bonus,
+            paid_active=self.paid_active + other.paid_active,
         )
 
 
@@ -228,6 +245,9 @@ class TallyBuilder:
     def __init__(self) -> None:
         self.processed = self.changed = self.upgrades = self.downgrades = 0
         self.points_expired = self.members_expired = self.plans_lapsed = self.failures = 0
+        self.tags_added = self.tags_removed = 0
+        self.kept: Counter[str] = Counter()
+        self.stocks = [0, 0, 0, 0, 0]  # points available, pending, principal, bonus, paid
         self.before: Counter[str] = Counter()
         self.after: Counter[str] = Counter()
 
@@ -235,6 +255,7 @@ class TallyBuilder:
         self.processed += 1
         self.before[tier_id] += 1
         self.after[tier_id] += 1
+        self.kept[tier_id] += 1
 
     def settled(self, result: dict) -> None:
         """A member this period changed (now, or earlier: the guard's result)."""
@@ -242,6 +263,8 @@ class TallyBuilder:
         self.changed += 1
         self.before[result["tierBefore"]] += 1
         self.after[result["tierAfter"]] += 1
+        if result["tierBefore"] == result["tierAfter"]:
+            self.kept[result["tierAfter"]] += 1
         if result.get("direction") == "upgrade":
             self.upgrades += 1
         elif result.get("direction") == "downgrade":
@@ -255,12 +278,26 @@ class TallyBuilder:
     def failed(self) -> None:
         self.failures += 1
 
+    def stock(self, points_available: int, points_pending: int, principal: int, bonus: int,
+              paid_active: bool) -> None:
+        for i, value in enumerate((points_available, points_pending, principal, bonus,
+                                   int(paid_active))):
+            self.stocks[i] += value
+
+    def retagged(self, added: int, removed: int) -> None:
+        self.tags_added += added
+        self.tags_removed += removed
+
     def tally(self) -> Tally:
         return Tally(
             processed=self.processed, changed=self.changed, upgrades=self.upgrades,
             downgrades=self.downgrades, points_expired=self.points_expired,
             members_expired=self.members_expired, plans_lapsed=self.plans_lapsed,
-            failures=self.failures, tiers_before=dict(self.before),
+            failures=self.failures, tags_added=self.tags_added,
+            tags_removed=self.tags_removed, tiers_kept=dict(self.kept),
+            points_available=self.stocks[0], points_pending=self.stocks[1],
+            balance_principal=self.stocks[2], balance_bonus=self.stocks[3],
+            paid_active=self.stocks[4], tiers_before=dict(self.before),
             tiers_after=dict(self.after),
         )
 
@@ -282,6 +319,8 @@ class SettlementReport(BaseModel):
     members_with_expired_points: int = Field(alias="membersWithExpiredPoints")
     plans_lapsed: int = Field(alias="plansLapsed")
     failures: int
+    tags_added: int = Field(alias="tagsAdded", default=0)
+    tags_removed: int = Field(alias="tagsRemoved", default=0)
     tiers_before: dict[str, int] = Field(alias="tiersBefore")
     tiers_after: dict[str, int] = Field(alias="tiersAfter")
     started_at: str = Field(alias="startedAt")
@@ -300,6 +339,7 @@ def report_of(period: str, tally: Tally, *, status: str, segments: int, segments
         upgrades=tally.upgrades, downgrades=tally.downgrades,
         pointsExpired=tally.points_expired, membersWithExpiredPoints=tally.members_expired,
         plansLapsed=tally.plans_lapsed, failures=tally.failures,
+        tagsAdded=tally.tags_added, tagsRemoved=tally.tags_removed,
         tiersBefore=dict(sorted(tally.tiers_before.items())),
         tiersAfter=dict(sorted(tally.tiers_after.items())),
         startedAt=calendar.wire(started_at, tz),

@@ -25,6 +25,9 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_grants",
     "membership.handlers.checkins",
     "membership.handlers.tasks",
+    "membership.handlers.admin_tags",
+    "membership.handlers.admin_portrait",
+    "membership.handlers.admin_metrics",
     "membership.handlers.payment_notifications",
 )
 EVERY_ROUTE_ERRORS = {

@@ -35,9 +35,21 @@ ROUTES = {
 }
 
 
+def _routes_for(event: object) -> dict:
+    """A guest's order.paid (no memberId) only counts, for penetration (docs/metrics.md)."""
+    if (isinstance(event, dict) and event.get("detail-type") == "order.paid"
+            and isinstance(event.get("detail"), dict) and "memberId" not in event["detail"]):
+        from membership.domain.metrics import GuestOrderPaid
+        from membership.services.metrics import guest_paid
+
+        return {"order.paid": (GuestOrderPaid, guest_paid)}
+    return ROUTES
+
+
 def apply(event: dict) -> dict:
     """Parse one EventBridge event and apply it; returns what the effect answered."""
-    envelope, detail, service = routed_detail(event, ROUTES, metric="OrderEventsMalformed",
+    envelope, detail, service = routed_detail(event, _routes_for(event),
+                                              metric="OrderEventsMalformed",
                                               what="order event")
     logger.append_keys(detail_type=envelope.detail_type, event_id=envelope.id,
                        order_id=detail.order_id)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from membership.domain import calendar
+from membership.domain import calendar, tags
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.members import (
     MemberProfile,
     ProfileUpdate,
     SignupRequest,
+    apply_profile_update,
     mask_phone,
     member_id_for,
     new_member,
@@ -47,8 +48,13 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
         "signupGiftPoints": gift,
         "occurredAt": calendar.wire(now, program.time_zone),
     })
+    tags.retag(builder, program)  # e.g. new_member, from the first day
     posting = builder.build()
-    created = store.create_member(posting)
+    # New members of the month (docs/metrics.md), counted in the signup's transaction.
+    from membership.storage.metrics import counter_add
+
+    created = store.create_member(posting, extra=(counter_add(
+        calendar.month_of(now, program.time_zone), member.member_id, new_members=1),))
     if created:
         return profile_of(posting.member, program, now), True
     existing = store.get_member(member.member_id, consistent=True)
@@ -64,5 +70,14 @@ def profile(subject: str, now: datetime | None = None) -> MemberProfile:
 def edit_profile(subject: str, update: ProfileUpdate, now: datetime | None = None
                  ) -> MemberProfile:
     now = now or _now()
+    if "marketing_consent" in update.model_fields_set:
+        # Consent moves the member's tag items in or out of the segment index: one
+        # transaction with the member item (docs/tags.md).
+        from membership.storage.tags import change_member
+
+        _, member = change_member(member_id_for(subject),
+                                  lambda m: apply_profile_update(m, update, now),
+                                  what="the profile update")
+        return profile_of(member, load_program(), now)
     member = store.update_profile(member_id_for(subject), update, now)
     return profile_of(member, load_program(), now)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from membership.domain import checkout
+from membership.domain import aggregates, checkout, tags
 from membership.domain.checkout import (
     OrderCancelled,
     OrderCompleted,
@@ -25,6 +25,7 @@ from membership.domain.tiers import upgrade_if_qualified
 from membership.errors import DomainError
 from membership.storage import ledger
 from membership.storage.ledger import ExtraItem
+from membership.storage.metrics import counter_add
 from membership.storage.models import OrderItem
 from membership.storage.program import load_program
 from membership.storage.table import Retry
@@ -65,14 +66,20 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
         builder = PostingBuilder(state, program, source_key=source_key,
                                  source_type="order.paid", reason="order_paid",
                                  actor="orders", now=now, effective_at=event.paid_at)
-        made["settlement"] = checkout.settle_paid(builder, event, program,
-                                                  upgrade_if_qualified)
+        settlement = checkout.settle_paid(builder, event, program, upgrade_if_qualified)
+        made["settlement"] = aggregates.with_categories(settlement, event.lines)
+        _know_member(builder, program, lambda stats: aggregates.order_paid(
+            stats, made["settlement"], now=builder.now, tz=program.time_zone))
         return builder.build()
 
     def extra(_posting):
-        return (ExtraItem(model=_order_item(made["settlement"], 0),
+        settlement = made["settlement"]
+        return (ExtraItem(model=_order_item(settlement, 0),
                           condition=OrderItem.PK.does_not_exist(),
-                          on_condition_failed=ledger.AlreadyApplied),)
+                          on_condition_failed=ledger.AlreadyApplied),
+                # Penetration's member side, in the same transaction (docs/metrics.md).
+                counter_add(settlement.growth_month, event.order_id, member_orders=1,
+                            member_spend=settlement.cash_paid + settlement.balance_used))
 
     return ledger.post(event.member_id, source_key, build, extra,
                        payload_hash=payload_hash(event))
@@ -141,6 +148,8 @@ def refunded(event: OrderRefunded, now: datetime | None = None) -> ledger.Outcom
                                  effective_at=event.refunded_at or now)
         made["settlement"] = checkout.apply_refund(builder, settlement, event)
         made["version"] = version
+        _know_member(builder, program, lambda stats: aggregates.order_refunded(
+            stats, settlement, made["settlement"], now=builder.now, tz=program.time_zone))
         return builder.build()
 
     def extra(_posting):
@@ -151,6 +160,13 @@ def refunded(event: OrderRefunded, now: datetime | None = None) -> ledger.Outcom
 
     return ledger.post(event.member_id, source_key, build, extra,
                        payload_hash=_refund_hash(event))
+
+
+def _know_member(builder: PostingBuilder, program, fold) -> None:
+    """The order aggregates and the rule tags move in the posting itself: no extra write
+    (docs/tags.md)."""
+    builder.set(order_stats=fold(builder.member.order_stats))
+    tags.retag(builder, program)
 
 
 def _ids_hash(event) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from membership.config import get_settings
 from membership.domain import calendar
 from membership.domain import settlement as rules
+from membership.domain import tags as tag_rules
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.program import Program
 from membership.errors import DomainError
@@ -23,6 +24,7 @@ from membership.observability import logger
 from membership.storage import ledger
 from membership.storage import settlement as store
 from membership.storage.program import load_program
+from membership.storage.tags import facts_from_raw
 
 Clock = Callable[[], datetime]
 
@@ -95,6 +97,8 @@ def settle_member(snapshot: rules.Snapshot, program: Program, period: str,
         builder = PostingBuilder(state, program, source_key=key, source_type="settlement",
                                  reason="settlement", actor="system", now=clock())
         rules.apply(builder, program, period)
+        added, removed = tag_rules.retag(builder, program)
+        builder.result = {**builder.result, "tagsAdded": added, "tagsRemoved": removed}
         return builder.build()
 
     try:
@@ -106,6 +110,42 @@ def settle_member(snapshot: rules.Snapshot, program: Program, period: str,
 def _needs_io(snapshot: rules.Snapshot, program: Program, period: str) -> bool:
     decision = rules.decide(snapshot, program, period)
     return decision.changes or snapshot.settled_period == period
+
+
+def _settle_and_retag(snapshot: rules.Snapshot, facts, program: Program, period: str,
+                      clock: Clock) -> tuple[dict | None, int, int]:
+    """The settlement, then the rule tags if the scan row shows them out of date and no
+    settlement posting re-evaluated them (docs/tags.md: recency decays without orders)."""
+    result = None
+    if _needs_io(snapshot, program, period):
+        result = settle_member(snapshot, program, period, clock)
+    if result:
+        return result, int(result.get("tagsAdded", 0)), int(result.get("tagsRemoved", 0))
+    now = clock()
+    if tag_rules.evaluate(facts, program, now) == facts.tags:
+        return result, 0, 0
+    from membership.services.tags import retag
+
+    return (result, *retag(facts, program, now))
+
+
+def _stock(page: rules.TallyBuilder, raw: dict, snapshot: rules.Snapshot,
+           result: dict | None, close: datetime) -> None:
+    """The member's liabilities at the period's close: the scanned row, less the points this
+    period's settlement expired (docs/metrics.md)."""
+
+    def number(name: str) -> int:
+        return int(raw.get(name, {}).get("N", "0"))
+
+    expired = int(result.get("pointsExpired", 0)) if result else 0
+    lapsed = bool(result.get("planLapsed")) if result else False
+    plan_end = snapshot.paid_plan_ends_at
+    page.stock(max(number("ptsA") - expired, 0), number("ptsP"), number("balP"),
+               number("balB"), plan_end is not None and plan_end >= close and not lapsed)
+
+
+def _tags_stale(facts, program: Program, clock: Clock) -> bool:
+    return tag_rules.evaluate(facts, program, clock()) != facts.tags
 
 
 def settle_segment(period: str, segment: int, segments: int, *,
@@ -131,6 +171,7 @@ def settle_segment(period: str, segment: int, segments: int, *,
     settings = get_settings()
     limit = page_limit if page_limit is not None else settings.settlement_page_limit
     checkpoint = store.load_checkpoint(period, segment)
+    period_end = rules.period_close(period, program.time_zone)
     seen = 0
     with ThreadPoolExecutor(max_workers=settings.settlement_write_concurrency + 1) as pool:
 
@@ -146,13 +187,20 @@ def settle_segment(period: str, segment: int, segments: int, *,
             page = rules.TallyBuilder()
             failed: list[str] = []
             snapshots = [store.snapshot_from_raw(raw) for raw in rows]
+            facts = {raw["memberId"]["S"]: facts_from_raw(raw) for raw in rows}
+            raws = {raw["memberId"]["S"]: raw for raw in rows}
             # Members that need a read or a write go to the pool; the rest cost nothing.
-            work = {s.member_id: pool.submit(settle_member, s, program, period, clock)
-                    for s in snapshots if _needs_io(s, program, period)}
+            work = {s.member_id: pool.submit(_settle_and_retag, s, facts[s.member_id],
+                                             program, period, clock)
+                    for s in snapshots
+                    if _needs_io(s, program, period)
+                    or _tags_stale(facts[s.member_id], program, clock)}
             for snapshot in snapshots:
                 future = work.get(snapshot.member_id)
                 try:
-                    result = future.result() if future is not None else None
+                    result, added, removed = (future.result() if future is not None
+                                              else (None, 0, 0))
+                    page.retagged(added, removed)
                 except DomainError:
                     # Left for a retry (a re-run settles it); the rest of the page goes on.
                     logger.exception("member not settled", extra={
@@ -164,6 +212,8 @@ def settle_segment(period: str, segment: int, segments: int, *,
                     page.unchanged(program.tier(snapshot.tier_id).id)
                 elif result:
                     page.settled(result)
+                _stock(page, raws[snapshot.member_id], snapshot, result or None,
+                       period_end)
                 seen += 1
                 if on_member is not None:
                     on_member(seen)

@@ -37,6 +37,7 @@ from membership.storage.models import (
     member_pk,
 )
 from membership.storage.table import Retry, connection, with_retries
+from membership.storage.tags import index_changes
 
 MAX_TRANSACTION_ITEMS = 100
 RETRYABLE_CODES = {
@@ -62,6 +63,7 @@ class ExtraItem:
     model: Model
     condition: object | None
     on_condition_failed: Callable[[], Exception]
+    actions: list | None = None  # an UpdateItem (e.g. counters' ADD) instead of a put
 
 
 def read_live_range(member_id: str) -> LedgerState:
@@ -170,8 +172,20 @@ def commit(posting: Posting, *, new_member: bool = False,
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
             plan.append(("hold_record", None))
     for item in extra:
+        if item.actions is not None:
+            t.update(item.model, actions=item.actions, condition=item.condition)
+            update_plan.append(("extra", item.on_condition_failed))
+            continue
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))
+    # The tag index follows the member's tags in the same transaction (storage/tags.py).
+    for kind, item in index_changes(posting.member_before, posting.member):
+        if kind == "delete":
+            t.delete(item)
+            delete_plan.append(("tag", None))
+        else:
+            t.save(item)
+            plan.append(("tag", None))
     plan = delete_plan + plan + update_plan
     if len(plan) > MAX_TRANSACTION_ITEMS:
         raise PostingTooLarge(f"{len(plan)} items do not fit one transaction", items=len(plan))
@@ -301,6 +315,12 @@ def entries_page(member_id: str, asset: str, limit: int,
 def all_entries(member_id: str) -> list[Entry]:
     return [item.to_domain() for item in EntryItem.query(
         member_pk(member_id), EntryItem.SK.startswith("ENTRY#"), consistent_read=True)]
+
+
+def growth_entries(member_id: str) -> list[Entry]:
+    """A member's growth entries, oldest first (the portrait's tier history)."""
+    return [item.to_domain() for item in EntryItem.query(
+        member_pk(member_id), EntryItem.SK.startswith("ENTRY#growth#"))]
 
 
 def all_lots(member_id: str) -> list:

@@ -21,7 +21,7 @@ def get_member(member_id: str, *, consistent: bool = False) -> Member:
         raise MemberNotFound("no member for this subject; sign up first") from None
 
 
-def create_member(posting: Posting) -> bool:
+def create_member(posting: Posting, extra: tuple[ExtraItem, ...] = ()) -> bool:
     """Member, phone, subject, signup gift and guard in one transaction.
 
     True when created; False when this subject already had a member (nothing written).
@@ -42,7 +42,7 @@ def create_member(posting: Posting) -> bool:
 
     def attempt() -> bool:
         try:
-            commit(posting, new_member=True, extra=(phone, subject))
+            commit(posting, new_member=True, extra=(phone, subject, *extra))
         except AlreadyApplied:
             return False
         return True

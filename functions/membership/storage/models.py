@@ -10,6 +10,7 @@ MEMBER#<id>        ORDER#<orderId>             a paid order's settlement (for re
 PHONE#<e164>       PHONE                       phone uniqueness
 SUBJECT#<sub>      SUBJECT                     one member per JWT subject
 SOURCE#<key>       SOURCE                      guard: the effect of <key> happened (+ outbox)
+MEMBER#<id>        TAG#<tag>                   a tag the member carries (storage/tags.py)
 PROGRAM            CURRENT                     the program's rules
 
 A posting reads the live range of a member's partition in one query:
@@ -29,8 +30,10 @@ from pynamodb.attributes import (
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
 from membership.domain import calendar
+from membership.domain.aggregates import OrderStats
 from membership.domain.ledger import Entry, Hold, Lot, LotTake
 from membership.domain.members import Member, PaidPlanState
+from membership.domain.tag_rules import TagMark
 from membership.storage.table import TableModel
 
 LIVE_RANGE = ("HOLD#", "MEMBER")
@@ -106,6 +109,11 @@ class MemberItem(TableModel):
     points_debt = NumberAttribute(attr_name="ptsDebt", default=0)
     bonus_debt = NumberAttribute(attr_name="balBDebt", default=0)
     tier_gifts = MapAttribute(attr_name="tierGifts", default=dict)
+    # Order aggregates and tags as JSON (domain/aggregates.py, domain/tags.py), consent.
+    order_stats = UnicodeAttribute(attr_name="ordStats", null=True)
+    tags = UnicodeAttribute(null=True)
+    marketing_consent = BooleanAttribute(attr_name="mktConsent", default=True)
+    marketing_consent_at = TimeAttribute(attr_name="mktConsentAt", null=True)
 
     @staticmethod
     def key(member_id: str) -> tuple[str, str]:
@@ -119,11 +127,12 @@ class MemberItem(TableModel):
             plan = PaidPlanMap(plan_id=m.paid_plan.plan_id, started_at=m.paid_plan.started_at,
                                ends_at=m.paid_plan.ends_at)
         fields = m.model_dump(exclude={"paid_plan", "growth_months", "checkin_months",
-                                       "tier_gifts"})
+                                       "tier_gifts", "order_stats", "tags"})
         growth = {k: v for k, v in m.growth_months.items() if v}
         checkins = {k: v for k, v in m.checkin_months.items() if v}
         return cls(pk, sk, paid_plan=plan, growth_months=growth, checkin_months=checkins,
-                   tier_gifts=dict(m.tier_gifts), **fields)
+                   tier_gifts=dict(m.tier_gifts), order_stats=stats_json(m.order_stats),
+                   tags=tags_json(m.tags), **fields)
 
     @classmethod
     def changed_actions(cls, before: Member, after: Member) -> list:
@@ -174,7 +183,33 @@ class MemberItem(TableModel):
             checkin_since=self.checkin_since, checkin_carry=int(self.checkin_carry or 0),
             points_debt=int(self.points_debt or 0), bonus_debt=int(self.bonus_debt or 0),
             tier_gifts=_plain_map(self.tier_gifts),
+            order_stats=stats_from_json(self.order_stats), tags=tags_from_json(self.tags),
+            marketing_consent=self.marketing_consent is not False,
+            marketing_consent_at=self.marketing_consent_at,
         )
+
+
+def stats_json(stats: OrderStats) -> str:
+    return stats.model_dump_json()
+
+
+def stats_from_json(text: str | None) -> OrderStats:
+    # A member item from before aggregates existed: incomplete until the backfill.
+    return OrderStats.model_validate_json(text) if text else OrderStats()
+
+
+def tags_json(tags: dict[str, TagMark]) -> str | None:
+    if not tags:
+        return None
+    return json.dumps({t: {"s": m.source, "at": calendar.iso(m.since)}
+                       for t, m in sorted(tags.items())}, separators=(",", ":"))
+
+
+def tags_from_json(text: str | None) -> dict[str, TagMark]:
+    if not text:
+        return {}
+    return {t: TagMark(source=v["s"], since=calendar.parse_iso(v["at"]))
+            for t, v in json.loads(text).items()}
 
 
 def _plain_map(value) -> dict:

@@ -29,9 +29,14 @@ MAX_FAILED_IDS = 100
 # Only what the decision reads: the scan still pays for whole items, the client does not
 # decode what it does not need.
 MEMBER_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "plan", "settled",
-                     "tierSince")
+                     "tierSince",
+                     # What the tag rules read (storage/tags.py SCAN_ATTRIBUTES).
+                     "createdAt", "ordStats", "tags", "topupTotal",
+                     # The stocks the metrics read (docs/metrics.md).
+                     "ptsA", "ptsP", "balP", "balB")
 # Of the paid plan only its end matters.
-MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7, #a8"
+MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7, #a8, #a9, #a10, #a11, #a12, \
+#a13, #a14, #a15, #a16"
 
 
 class SettlementNotFound(NotFound):
