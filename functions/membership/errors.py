@@ -46,3 +46,17 @@ class Unavailable(DomainError):
     """The store stayed contended or throttled past the retry budget."""
 
     code = "temporarily_unavailable"
+
+
+class MemberClosed(MemberNotFound):
+    """The account was closed (domain/privacy.py): its routes answer 404, and later events
+    about it fail to the dead-letter queue."""
+
+    code = "member_closed"
+
+
+class AccountClosed(Conflict):
+    """Signup by a subject whose account was closed: its member id stays with the kept
+    ledger, so the identity provider issues a new subject for a new membership."""
+
+    code = "account_closed"

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from membership.domain import calendar
 from membership.domain.program import Benefit, Program
-from membership.errors import InvalidPhone
+from membership.errors import Conflict, InvalidPhone
 
 DEFAULT_PHONE_REGION = "CN"
 
@@ -39,12 +39,28 @@ def omit_default(schema: dict) -> None:
     schema.pop("default", None)
 
 
+class BirthdayAlreadySet(Conflict):
+    """The birthday is set once: gifts depend on it, so it cannot be moved to farm them."""
+
+    code = "birthday_already_set"
+
+
+Gender = Literal["female", "male", "other", "undisclosed"]
+
+
 class ProfileUpdate(ApiModel):
     """Fields left out are kept. `nickname` cannot be removed (null is refused);
     `storeId: null` removes the store."""
 
     nickname: Nickname = Field(default=None, json_schema_extra=omit_default)
     store_id: Code | None = Field(alias="storeId", default=None)
+    # Privacy (docs/privacy.md): personal fields kept on the member item only.
+    birthday: date = Field(default=None, json_schema_extra=omit_default,
+                           description="YYYY-MM-DD; set once (the birthday gift depends on it)")
+    gender: Gender | None = Field(default=None, description="null removes it")
+    marketing_consent: bool = Field(
+        alias="marketingConsent", default=None, json_schema_extra=omit_default,
+        description="Personalised marketing (PIPL Art. 24); every change is recorded with time")
 
 
 class PaidPlanState(BaseModel):
@@ -61,9 +77,10 @@ class Member(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     member_id: str
-    subject: str
-    phone: str
-    nickname: str
+    # Personal data: None once the account is closed (domain/privacy.py erases it).
+    subject: str | None
+    phone: str | None
+    nickname: str | None
     channel: str
     store_id: str | None = None
     referral_code: str | None = None
@@ -84,6 +101,14 @@ class Member(BaseModel):
     topup_day: str | None = None
     topup_day_amount: int = 0
     settled_period: str | None = None
+    # "active"; "frozen" (operators: domain/member_status.py); "closed" (domain/privacy.py).
+    status: str = "active"
+    closed_at: datetime | None = None
+    # Personal profile fields and the marketing consent (docs/privacy.md).
+    birthday: str | None = None  # YYYY-MM-DD
+    gender: str | None = None
+    marketing_consent: bool = True  # default at signup; changes are CONSENT# records
+    marketing_consent_at: datetime | None = None
     # The check-in calendar of the recent months (membership.domain.checkins.CheckinLog).
     checkin_months: dict[str, int] = Field(default_factory=dict)
     checkin_since: str | None = None
@@ -151,6 +176,10 @@ def apply_profile_update(member: Member, update: ProfileUpdate, now: datetime) -
     changes = update.model_dump(exclude_unset=True)
     if not changes:
         return member
+    if changes.get("birthday") is not None:
+        changes["birthday"] = changes["birthday"].isoformat()
+    if "marketing_consent" in changes:
+        changes["marketing_consent_at"] = now
     return member.model_copy(update={**changes, "updated_at": now})
 
 
@@ -218,6 +247,9 @@ class MemberProfile(ApiModel):
     benefits: list[BenefitView]
     paid_plan: PaidPlanView | None = Field(alias="paidPlan")
     created_at: str = Field(alias="createdAt")
+    birthday: str | None = None
+    gender: str | None = None
+    marketing_consent: bool = Field(alias="marketingConsent", default=True)
 
 
 def is_stored_value_member(member: Member, program: Program) -> bool:
@@ -279,4 +311,7 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
                   for b in member_benefits(member, program, now)],
         paidPlan=plan,
         createdAt=calendar.wire(member.created_at, tz),
+        birthday=member.birthday,
+        gender=member.gender,
+        marketingConsent=member.marketing_consent,
     )

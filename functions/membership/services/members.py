@@ -9,12 +9,12 @@ from membership.domain.members import (
     MemberProfile,
     ProfileUpdate,
     SignupRequest,
-    mask_phone,
     member_id_for,
     new_member,
     normalize_phone,
     profile_of,
 )
+from membership.errors import AccountClosed
 from membership.storage import members as store
 from membership.storage.program import load_program
 
@@ -39,7 +39,6 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
         builder.credit_points(gift, lot_id=f"signup-{member.member_id}")
     builder.emit("member.signed_up", {
         "memberId": member.member_id,
-        "phone": mask_phone(phone),
         "channel": member.channel,
         "storeId": member.store_id,
         "referralCode": member.referral_code,
@@ -51,7 +50,10 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
     created = store.create_member(posting)
     if created:
         return profile_of(posting.member, program, now), True
-    existing = store.get_member(member.member_id, consistent=True)
+    existing = store.get_member(member.member_id, consistent=True, include_closed=True)
+    if existing.status == "closed":
+        raise AccountClosed("this login closed its account; a new membership needs a new "
+                            "login (the phone number is free to sign up again)")
     return profile_of(existing, program, now), False
 
 

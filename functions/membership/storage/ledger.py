@@ -25,7 +25,7 @@ from membership.domain.ledger import (
     Posting,
     PostingTooLarge,
 )
-from membership.errors import DomainError, MemberNotFound, Unavailable
+from membership.errors import DomainError, MemberClosed, MemberNotFound, Unavailable
 from membership.storage.models import (
     LIVE_RANGE,
     EntryItem,
@@ -61,6 +61,7 @@ class ExtraItem:
     model: Model
     condition: object | None
     on_condition_failed: Callable[[], Exception]
+    delete: bool = False  # delete the item instead of writing it (account closure)
 
 
 def read_live_range(member_id: str) -> LedgerState:
@@ -87,6 +88,8 @@ def read_live_range(member_id: str) -> LedgerState:
             break
     if member is None:
         raise MemberNotFound(f"member {member_id} has not signed up")
+    if member.status == "closed":  # domain/privacy.py: nothing posts to a closed account
+        raise MemberClosed(f"member {member_id} closed the account", memberId=member_id)
     return LedgerState(member=member, lots=tuple(lots), holds=tuple(holds))
 
 
@@ -163,6 +166,10 @@ def commit(posting: Posting, *, new_member: bool = False,
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
             plan.append(("hold_record", None))
     for item in extra:
+        if item.delete:
+            t.delete(item.model, condition=item.condition)
+            delete_plan.append(("extra", item.on_condition_failed))
+            continue
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))
     plan = delete_plan + plan + update_plan

@@ -11,6 +11,7 @@ PHONE#<e164>       PHONE                       phone uniqueness
 SUBJECT#<sub>      SUBJECT                     one member per JWT subject
 SOURCE#<key>       SOURCE                      guard: the effect of <key> happened (+ outbox)
 PROGRAM            CURRENT                     the program's rules
+MEMBER#<id>        CONSENT#<at>#<purpose>      a consent statement (storage/privacy.py)
 
 A posting reads the live range of a member's partition in one query:
 SK BETWEEN 'HOLD#' AND 'MEMBER' returns open holds, live lots and the member item.
@@ -73,9 +74,10 @@ class PaidPlanMap(MapAttribute):
 
 class MemberItem(TableModel):
     member_id = UnicodeAttribute(attr_name="memberId")
-    subject = UnicodeAttribute()
-    phone = UnicodeAttribute()
-    nickname = UnicodeAttribute()
+    # Personal data: removed when the account is closed (domain/privacy.py).
+    subject = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    nickname = UnicodeAttribute(null=True)
     channel = UnicodeAttribute()
     store_id = UnicodeAttribute(attr_name="storeId", null=True)
     referral_code = UnicodeAttribute(attr_name="referralCode", null=True)
@@ -96,6 +98,12 @@ class MemberItem(TableModel):
     topup_day = UnicodeAttribute(attr_name="topupDay", null=True)
     topup_day_amount = NumberAttribute(attr_name="topupDayAmt", default=0)
     settled_period = UnicodeAttribute(attr_name="settled", null=True)
+    status = UnicodeAttribute(default="active")
+    closed_at = TimeAttribute(attr_name="closedAt", null=True)
+    birthday = UnicodeAttribute(null=True)
+    gender = UnicodeAttribute(null=True)
+    marketing_consent = BooleanAttribute(attr_name="mktConsent", default=True)
+    marketing_consent_at = TimeAttribute(attr_name="mktConsentAt", null=True)
     # Check-in calendar: month -> days mask | make-up mask << 32 (domain/checkins.py).
     checkin_months = MapAttribute(attr_name="ci", default=dict)
     checkin_since = UnicodeAttribute(attr_name="ciSince", null=True)
@@ -169,6 +177,11 @@ class MemberItem(TableModel):
             checkin_since=self.checkin_since, checkin_carry=int(self.checkin_carry or 0),
             points_debt=int(self.points_debt or 0), bonus_debt=int(self.bonus_debt or 0),
             tier_gifts=_plain_map(self.tier_gifts),
+            status=self.status or "active", closed_at=self.closed_at,
+            birthday=self.birthday, gender=self.gender,
+            marketing_consent=True if self.marketing_consent is None
+            else bool(self.marketing_consent),
+            marketing_consent_at=self.marketing_consent_at,
         )
 
 

@@ -1,0 +1,292 @@
+"""Export and account closure through the real handlers, against DynamoDB Local."""
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from privacy_flows import (
+    CapturedLogs,
+    Person,
+    call,
+    empty_the_balance,
+    live_a_life,
+    order,
+    paid_detail,
+    sign_up,
+    top_up,
+)
+
+from membership.domain.members import PaidPlanState
+from membership.errors import MemberClosed
+from membership.handlers import members, privacy
+from membership.services.ledger import post_legs, reconcile_member
+from membership.storage import ledger as store
+from membership.storage.models import MemberItem
+from membership_local.apigw import member_event
+
+
+def close(ctx, person):
+    return call(privacy, ctx, "DELETE", "/v1/members/me", sub=person.subject)
+
+
+def export(ctx, person):
+    return call(privacy, ctx, "GET", "/v1/members/me/export", sub=person.subject)
+
+
+def item_keys():
+    return sorted((i.PK, i.SK) for i in MemberItem.scan())
+
+
+def raw_items():
+    from membership.config import get_settings
+    from membership.storage.table import connection
+
+    client = connection().client
+    items, key = [], None
+    while True:
+        page = client.scan(TableName=get_settings().table_name,
+                           **({"ExclusiveStartKey": key} if key else {}))
+        items += page["Items"]
+        key = page.get("LastEvaluatedKey")
+        if not key:
+            return items
+
+
+# ---- export -----------------------------------------------------------------------------
+
+def test_export_holds_every_kind_of_record_of_the_member(table, lambda_context):
+    person = Person()
+    live_a_life(lambda_context, person)
+    status, doc = export(lambda_context, person)
+    assert status == 200
+    assert doc["profile"]["phone"] == person.e164
+    assert doc["profile"]["nickname"] == person.nickname
+    assert doc["profile"]["birthday"] == person.birthday
+    assert doc["profile"]["gender"] == "female"
+    assert doc["consents"]["marketing"]["granted"] is False
+    assert [c["granted"] for c in doc["consents"]["history"]] == [False]
+    ledger = doc["ledger"]
+    assert "topup" in {e["sourceType"] for e in ledger["balance"]}
+    assert any(e["amount"] < 0 for e in ledger["balance"])
+    assert {e["sourceType"] for e in ledger["points"]} >= {"signup", "checkin", "task",
+                                                           "order.paid", "order.completed"}
+    assert ledger["growth"]
+    assert doc["lots"] and {h["status"] for h in doc["holds"]} == {"captured", "released"}
+    assert sorted(o["order_id"] for o in doc["orders"]) == ["P1-SO-1", "P1-SO-2"]
+    assert len(doc["topups"]) == 1 and doc["topups"][0]["principal"] == 50_000
+    assert any(m["days"] for m in doc["checkins"]["months"].values())
+    assert doc["subscriptions"] == []
+    assert doc["assets"]["balance"]["principal"] == sum(
+        e["amount"] for e in ledger["balance"] if e["bucket"] == "principal")
+
+
+def test_export_entries_are_every_entry_of_the_ledger(table, lambda_context):
+    person = Person()
+    live_a_life(lambda_context, person)
+    _, doc = export(lambda_context, person)
+    exported = sorted(e["entryId"] for asset in doc["ledger"].values() for e in asset)
+    assert exported == sorted(e.entry_id for e in store.all_entries(person.member_id))
+
+
+def test_export_is_gzip_compressed_when_the_client_accepts_it(table, lambda_context):
+    person = Person()
+    sign_up(lambda_context, person)
+    response = privacy.handler(member_event(
+        "GET", "/v1/members/me/export", None, sub=person.subject,
+        headers={"Accept-Encoding": "gzip"}), lambda_context)
+    assert response["statusCode"] == 200 and response["isBase64Encoded"]
+    doc = json.loads(gzip.decompress(base64.b64decode(response["body"])))
+    assert doc["profile"]["memberId"] == person.member_id
+
+
+def test_export_of_someone_who_never_signed_up_is_404(table, lambda_context):
+    assert export(lambda_context, Person())[0] == 404
+
+
+# ---- consent and profile ---------------------------------------------------------------
+
+def test_each_consent_change_is_recorded_with_its_time(table, lambda_context):
+    person = Person()
+    sign_up(lambda_context, person)
+    for granted in (False, True):
+        status, body = call(members, lambda_context, "PATCH", "/v1/members/me",
+                            {"marketingConsent": granted}, sub=person.subject)
+        assert status == 200 and body["marketingConsent"] is granted
+    _, doc = export(lambda_context, person)
+    history = doc["consents"]["history"]
+    assert [(c["purpose"], c["granted"], c["source"]) for c in history] == [
+        ("marketing", False, "member"), ("marketing", True, "member")]
+    assert history[0]["at"] < history[1]["at"] == doc["consents"]["marketing"]["since"]
+
+
+def test_marketing_consent_is_granted_by_default_since_signup(table, lambda_context):
+    person = Person()
+    sign_up(lambda_context, person)
+    _, doc = export(lambda_context, person)
+    assert doc["consents"]["marketing"] == {"granted": True,
+                                            "since": doc["profile"]["createdAt"]}
+    assert doc["consents"]["history"] == []
+
+
+def test_the_birthday_is_set_once(table, lambda_context):
+    person = Person()
+    sign_up(lambda_context, person)
+    patch = lambda body: call(members, lambda_context, "PATCH", "/v1/members/me", body,  # noqa: E731
+                              sub=person.subject)
+    assert patch({"birthday": "1990-07-15"})[0] == 200
+    assert patch({"birthday": "1990-07-15"})[0] == 200
+    status, body = patch({"birthday": "1991-01-01"})
+    assert status == 409 and body["code"] == "birthday_already_set"
+    assert patch({"gender": "male"})[1]["birthday"] == "1990-07-15"
+
+
+# ---- closure refused ----------------------------------------------------------------------
+
+def test_closure_is_refused_while_stored_value_remains(table, lambda_context):
+    person = Person()
+    sign_up(lambda_context, person)
+    top_up(lambda_context, person, 10_000, "test-close-1")
+    before = item_keys()
+    status, body = close(lambda_context, person)
+    assert status == 409 and body["code"] == "account_not_empty"
+    [remaining] = body["details"]["remaining"]
+    assert (remaining["kind"], remaining["principal"], remaining["bonus"]) == (
+        "stored_value", 10_000, 500)
+    assert "refunds" in remaining["how"]
+    assert item_keys() == before
+    assert call(members, lambda_context, "GET", "/v1/members/me", sub=person.subject)[0] == 200
+
+
+def test_closure_is_refused_while_a_hold_is_open(table, lambda_context):
+    from membership.handlers import checkout
+
+    person = Person()
+    sign_up(lambda_context, person)
+    status, _ = call(checkout, lambda_context, "POST", "/v1/checkout/holds",
+                     {"orderId": "SO-9", "memberId": person.member_id, "points": 50},
+                     sub="order-system", scopes=("orders",))
+    assert status == 201
+    before = item_keys()
+    status, body = close(lambda_context, person)
+    assert status == 409 and body["code"] == "account_not_empty"
+    [remaining] = body["details"]["remaining"]
+    assert (remaining["kind"], remaining["points"]) == ("open_hold", 50)
+    assert item_keys() == before
+
+
+def test_closure_is_refused_while_a_paid_term_is_active(table, lambda_context):
+    person = Person()
+    sign_up(lambda_context, person)
+    now = datetime.now(UTC)
+    post_legs(person.member_id, "test-plan", lambda b: b.set(paid_plan=PaidPlanState(
+        plan_id="PLUS", started_at=now, ends_at=now + timedelta(days=30))),
+        source_type="test", reason="test")
+    status, body = close(lambda_context, person)
+    assert status == 409
+    [remaining] = body["details"]["remaining"]
+    assert (remaining["kind"], remaining["id"]) == ("paid_term", "PLUS")
+
+
+def test_closure_names_every_thing_that_remains(table, lambda_context):
+    from membership.handlers import checkout
+
+    person = Person()
+    sign_up(lambda_context, person)
+    top_up(lambda_context, person, 10_000, "test-close-2")
+    call(checkout, lambda_context, "POST", "/v1/checkout/holds",
+         {"orderId": "SO-9", "memberId": person.member_id, "balance": 500},
+         sub="order-system", scopes=("orders",))
+    _, body = close(lambda_context, person)
+    assert sorted(r["kind"] for r in body["details"]["remaining"]) == [
+        "open_hold", "stored_value"]
+
+
+# ---- closure ------------------------------------------------------------------------------
+
+def closed_person(ctx) -> tuple[Person, dict]:
+    person = Person()
+    life = live_a_life(ctx, person)
+    empty_the_balance(ctx, person, life["topups"])
+    status, body = close(ctx, person)
+    assert status == 200, body
+    return person, body
+
+
+def test_closure_erases_personal_data_forfeits_points_and_keeps_a_reconciling_ledger(
+        table, lambda_context):
+    person, answer = closed_person(lambda_context)
+    assert answer["forfeitedPoints"] > 0
+    assert {"phone", "nickname", "birthday", "gender", "checkins"} <= set(answer["erased"])
+    item = MemberItem.get(*MemberItem.key(person.member_id), consistent_read=True)
+    assert (item.phone, item.subject, item.birthday, item.gender, item.store_id) == (
+        None, None, None, None, None)
+    assert item.status == "closed" and item.marketing_consent is False
+    assert (item.points_available, item.points_pending) == (0, 0)
+    forfeits = [e for e in store.all_entries(person.member_id) if e.reason == "account_closed"]
+    assert sum(-e.amount for e in forfeits) == answer["forfeitedPoints"]
+    assert store.all_lots(person.member_id) == []
+    assert reconcile_member(person.member_id) == []
+
+
+def test_the_closed_members_items_hold_no_personal_data(table, lambda_context):
+    person, _ = closed_person(lambda_context)
+    text = json.dumps(raw_items())
+    for name, secret in person.secrets().items():
+        assert secret not in text, f"{name} is still stored"
+
+
+def test_closure_emits_member_closed_in_its_outbox(table, lambda_context):
+    from membership.storage.models import GuardItem
+
+    person, answer = closed_person(lambda_context)
+    guard = GuardItem.get(*GuardItem.key(f"closure:{person.member_id}"))
+    [event] = guard.outbox
+    detail = json.loads(event["detail"])
+    assert event["detailType"] == "member.closed"
+    assert detail["memberId"] == person.member_id
+    assert detail["forfeitedPoints"] == answer["forfeitedPoints"]
+
+
+def test_after_closure_the_member_routes_answer_404(table, lambda_context):
+    person, _ = closed_person(lambda_context)
+    for method, path in (("GET", "/v1/members/me"), ("PATCH", "/v1/members/me")):
+        body = {"nickname": "x"} if method == "PATCH" else None
+        status, answer = call(members, lambda_context, method, path, body, sub=person.subject)
+        assert (status, answer["code"]) == (404, "member_closed")
+    assert export(lambda_context, person)[0] == 404
+
+
+def test_closing_twice_answers_the_first_answer_again(table, lambda_context):
+    person, answer = closed_person(lambda_context)
+    assert close(lambda_context, person) == (200, answer)
+
+
+def test_the_phone_signs_up_again_as_a_new_member(table, lambda_context):
+    person, _ = closed_person(lambda_context)
+    again = Person(2)
+    again.national, again.e164 = person.national, person.e164
+    new_id = sign_up(lambda_context, again)
+    assert new_id != person.member_id
+    status, profile = call(members, lambda_context, "GET", "/v1/members/me", sub=again.subject)
+    assert status == 200 and profile["points"]["available"] == 100
+
+
+def test_the_closed_login_cannot_sign_up_again(table, lambda_context):
+    person, _ = closed_person(lambda_context)
+    status, body = call(members, lambda_context, "POST", "/v1/members",
+                        {"phone": person.national, "nickname": "again", "channel": "app"},
+                        sub=person.subject)
+    assert (status, body["code"]) == (409, "account_closed")
+
+
+def test_an_order_event_for_a_closed_member_fails_for_the_dead_letter_queue(
+        table, lambda_context):
+    person, _ = closed_person(lambda_context)
+    before = item_keys()
+    with CapturedLogs() as logs, pytest.raises(MemberClosed):
+        order(lambda_context, "order.paid", paid_detail(person.member_id, "SO-77"))
+    assert item_keys() == before
+    assert "closed the account" in logs.text
