@@ -161,8 +161,10 @@ class MemberItem(TableModel):
             self.checkin_months, MapAttribute) else dict(self.checkin_months or {})
         return Member(
             member_id=self.member_id, subject=self.subject, phone=self.phone,
-            # Items whose nickname a `null` edit removed (before that was refused) stay readable.
-            nickname=self.nickname or "", channel=self.channel, store_id=self.store_id,
+            # Items whose nickname a `null` edit removed (before that was refused) stay readable;
+            # a closed account's is erased (domain/privacy.py).
+            nickname=self.nickname if self.status == "closed" else self.nickname or "",
+            channel=self.channel, store_id=self.store_id,
             referral_code=self.referral_code, created_at=self.created_at,
             updated_at=self.updated_at, tier_id=self.tier_id, tier_since=self.tier_since,
             version=int(self.version), balance_principal=int(self.balance_principal),
