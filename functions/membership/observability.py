@@ -67,8 +67,8 @@ class _SilentProvider(BaseProvider):
 # A full phone number never reaches a log line (docs/privacy.md): an E.164 number, or a
 # mainland mobile number of 11 digits, wherever it sits in the line (a message, an extra
 # key, an event logged by POWERTOOLS_LOGGER_LOG_EVENT), keeps its first and last digits.
-_PHONES = re.compile(r"(?<![\w+])(\+?\d{1,3}[ -]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)"
-                     r"|(?<![\w+])(\+\d{3})(\d{2,10})(\d{4})(?!\d)")
+_PHONES = re.compile(r"(?<![\d+])(\+?\d{1,3}[ -]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)"
+                     r"|(?<![\d+])(\+\d{3})(\d{2,10})(\d{4})(?!\d)")
 
 
 def _mask(match: re.Match) -> str:

@@ -290,3 +290,38 @@ def test_an_order_event_for_a_closed_member_fails_for_the_dead_letter_queue(
         order(lambda_context, "order.paid", paid_detail(person.member_id, "SO-77"))
     assert item_keys() == before
     assert "closed the account" in logs.text
+
+
+def test_export_pages_through_a_long_ledger(table, lambda_context, monkeypatch):
+    from membership.storage import privacy as privacy_store
+    from membership_local.long_ledger import seed_long_ledger
+
+    person = Person()
+    seed_long_ledger(person.subject, person.national, 60)
+    monkeypatch.setattr(privacy_store, "PAGE_LIMIT", 7)
+    calls = []
+    real_query = type(MemberItem._get_connection()).query
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("exclusive_start_key"))
+        return real_query(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(MemberItem._get_connection()), "query", counting)
+    status, doc = export(lambda_context, person)
+    assert status == 200
+    assert len(doc["ledger"]["points"]) == 61 and len(calls) >= 60 // 7
+    assert reconcile_member(person.member_id) == []
+
+
+def test_member_closed_in_the_outbox_matches_its_schema(table, lambda_context):
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from membership.storage.models import GuardItem
+
+    person, _ = closed_person(lambda_context)
+    [event] = GuardItem.get(*GuardItem.key(f"closure:{person.member_id}")).outbox
+    schema = json.loads((Path(__file__).resolve().parents[2] / "events" / "schemas"
+                         / "member.closed.json").read_text(encoding="utf-8"))
+    Draft202012Validator(schema).validate(json.loads(event["detail"]))

@@ -49,6 +49,10 @@ def plain(value: dict):
     return None  # binary: nothing of ours stores it
 
 
+# Items per query page; None: DynamoDB's 1 MB pages (tests page smaller).
+PAGE_LIMIT: int | None = None
+
+
 def entry_from_raw(raw: dict) -> Entry:
     """An entry straight from the wire format: a long ledger decodes in a fraction of the
     time a model instance per item takes (these items are our own, written validated)."""
@@ -79,7 +83,8 @@ def _pages(member_id: str, entries: bool):
         last_key = None
         while True:
             page = conn.query(member_pk(member_id), range_key_condition=condition,
-                              consistent_read=True, exclusive_start_key=last_key)
+                              consistent_read=True, exclusive_start_key=last_key,
+                              limit=PAGE_LIMIT)
             yield page.get("Items", [])
             last_key = page.get("LastEvaluatedKey")
             if not last_key:
