@@ -6,7 +6,7 @@ import hashlib
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from membership.domain import calendar
 from membership.domain.program import Benefit, Program
@@ -58,9 +58,17 @@ class ProfileUpdate(ApiModel):
     birthday: date = Field(default=None, json_schema_extra=omit_default,
                            description="YYYY-MM-DD; set once (the birthday gift depends on it)")
     gender: Gender | None = Field(default=None, description="null removes it")
-    marketing_consent: bool = Field(
+    marketing_consent: StrictBool = Field(
         alias="marketingConsent", default=None, json_schema_extra=omit_default,
         description="Personalised marketing (PIPL Art. 24); every change is recorded with time")
+
+    @field_validator("birthday", mode="before")
+    @classmethod
+    def _birthday_is_a_date_string(cls, value: object) -> object:
+        # Lax mode would read a number as a timestamp: the wire form is YYYY-MM-DD only.
+        if not isinstance(value, str | date):
+            raise ValueError("birthday is a YYYY-MM-DD string")
+        return value
 
 
 class PaidPlanState(BaseModel):
