@@ -38,6 +38,12 @@ class InvalidPhone(InvalidRequest):
     code = "invalid_phone"
 
 
+class Unauthenticated(DomainError):
+    """401: the caller could not be authenticated (e.g. a provider's notification signature)."""
+
+    code = "unauthenticated"
+
+
 class Forbidden(DomainError):
     code = "forbidden"
 
@@ -60,3 +66,15 @@ class AccountClosed(Conflict):
     ledger, so the identity provider issues a new subject for a new membership."""
 
     code = "account_closed"
+
+
+class PreconditionRequired(DomainError):
+    """A write that must name the version it read (If-Match) did not."""
+
+    code = "precondition_required"
+
+
+class PreconditionFailed(DomainError):
+    """The version a write named is no longer the current one."""
+
+    code = "precondition_failed"

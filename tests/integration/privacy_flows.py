@@ -143,6 +143,7 @@ def live_a_life(ctx, person: Person) -> dict:
     task_events.handler(envelope("review.posted", {
         "memberId": member_id, "orderId": f"{p}SO-1", "reviewId": f"{p}RV-1",
         "postedAt": datetime.now(SHANGHAI).replace(microsecond=0).isoformat()}), ctx)
+    operate_on(ctx, person)
     for module, path, query in ((members, "/v1/members/me", None),
                                 (members, "/v1/members/me/ledger", {"asset": "points"}),
                                 (checkins, "/v1/members/me/checkins", None)):
@@ -154,6 +155,35 @@ def live_a_life(ctx, person: Person) -> dict:
     assert status == 200
     assert call(privacy, ctx, "GET", "/v1/members/me/export", sub=sub)[0] == 200
     return {"member_id": member_id, "topups": [topup["topupId"]]}
+
+
+def operate_on(ctx, person: Person) -> None:
+    """What operators do to a member (issue 13): freeze and unfreeze with a reason, look
+    the member up by phone, an adjustment, a bulk grant applied as its worker would."""
+    from membership.domain.grants import GrantRequest
+    from membership.handlers import admin_members
+    from membership.services import grants
+
+    p, admin = person.tag, {"sub": "ops-privacy", "scopes": ("admin",)}
+    path = f"/v1/admin/members/{person.member_id}"
+    for wanted in ("frozen", "active"):
+        status, body = call(admin_members, ctx, "PATCH", path,
+                            {"status": wanted, "reason": "a dispute"}, **admin)
+        assert status == 200, body
+    status, body = call(admin_members, ctx, "POST", f"{path}/adjustments",
+                        {"adjustmentId": f"{p}ADJ-{uuid.uuid4().hex[:6]}", "asset": "points",
+                         "amount": 300, "reasonCode": "goodwill", "note": "late delivery"},
+                        **admin)
+    assert status == 201, body
+    event = member_event("GET", "/v1/admin/members", None, sub="ops-privacy",
+                         scopes=("admin",), query={"phone": person.national})
+    assert admin_members.handler(event, ctx)["statusCode"] == 200
+    request = GrantRequest.model_validate({
+        "grantId": f"{p}G-{uuid.uuid4().hex[:6]}", "points": 88, "reasonCode": "campaign",
+        "memberIds": [person.member_id]})
+    grants.create(request, actor="ops-privacy", enqueue=lambda messages: [
+        grants.apply_chunk(m["grantId"], int(m["chunk"]), list(m["memberIds"]))
+        for m in messages])
 
 
 class CapturedLogs:

@@ -325,3 +325,90 @@ def test_member_closed_in_the_outbox_matches_its_schema(table, lambda_context):
     schema = json.loads((Path(__file__).resolve().parents[2] / "events" / "schemas"
                          / "member.closed.json").read_text(encoding="utf-8"))
     Draft202012Validator(schema).validate(json.loads(event["detail"]))
+
+
+# ---- closure larger than one transaction ---------------------------------------------------
+
+def _many_lots(member_id: str, count: int) -> None:
+    """`count` lots no merge can shrink: half pending (one per paid order still in its
+    return window), half available with distinct expiries (earned on distinct days)."""
+    from membership.storage.program import load_program
+
+    now = datetime.now(UTC)
+
+    def credit(b, low, high):
+        for i in range(low, high):
+            b.credit_points(7, lot_id=f"many-{i:03d}", pending=i % 2 == 0,
+                            available_at=now + timedelta(days=7) if i % 2 == 0 else None,
+                            expires_at=now + timedelta(days=400 + i))
+
+    for low in range(0, count, 40):
+        key = f"many-lots-{member_id}-{low}"
+        high = min(low + 40, count)
+        store.post(member_id, key, lambda state, low=low, high=high: _build(
+            state, load_program(), key, lambda b: credit(b, low, high), now))
+
+
+def _build(state, program, key, legs, now):
+    from membership.domain.ledger import PostingBuilder
+
+    b = PostingBuilder(state, program, source_key=key, source_type="test", reason="seed",
+                       actor="test", now=now)
+    legs(b)
+    return b.build()
+
+
+def test_a_closure_over_more_than_100_items_forfeits_in_batches_then_closes(
+        table, lambda_context):
+    from membership.storage.ledger import MAX_TRANSACTION_ITEMS
+
+    person = Person()
+    sign_up(lambda_context, person)
+    count = 120  # each lot is an item and a forfeiting entry: ~240 items in one closure
+    _many_lots(person.member_id, count)
+    assert 2 * len(store.all_lots(person.member_id)) > MAX_TRANSACTION_ITEMS
+    before = store.read_live_range(person.member_id).member
+    held = before.points_available + before.points_pending
+
+    status, answer = close(lambda_context, person)
+
+    assert status == 200, answer
+    item = MemberItem.get(*MemberItem.key(person.member_id), consistent_read=True)
+    assert item.status == "closed" and item.phone is None
+    assert (item.points_available, item.points_pending) == (0, 0)
+    assert store.all_lots(person.member_id) == []
+    forfeits = [e for e in store.all_entries(person.member_id) if e.reason == "account_closed"]
+    assert sum(-e.amount for e in forfeits) == held == answer["forfeitedPoints"] + sum(
+        -e.amount for e in forfeits if e.source_type == "closure_forfeit")
+    assert {e.source_type for e in forfeits} <= {"closure_forfeit", "closure"}
+    assert any(e.source_type == "closure_forfeit" for e in forfeits)
+    assert reconcile_member(person.member_id) == []
+    assert close(lambda_context, person) == (200, answer)
+
+
+def test_a_frozen_member_cannot_close_the_account(table, lambda_context):
+    from membership.handlers import admin_members
+
+    person = Person()
+    sign_up(lambda_context, person)
+    status, body = call(admin_members, lambda_context, "PATCH",
+                        f"/v1/admin/members/{person.member_id}",
+                        {"status": "frozen", "reason": "dispute"}, sub="ops", scopes=("admin",))
+    assert status == 200, body
+    before = item_keys()
+    status, body = close(lambda_context, person)
+    assert (status, body["code"], body["details"]["action"]) == (
+        403, "member_frozen", "account_closure")
+    assert item_keys() == before
+
+
+def test_a_closed_member_can_be_neither_frozen_nor_unfrozen(table, lambda_context):
+    from membership.handlers import admin_members
+
+    person, _ = closed_person(lambda_context)
+    for wanted in ("frozen", "active"):
+        status, body = call(admin_members, lambda_context, "PATCH",
+                            f"/v1/admin/members/{person.member_id}",
+                            {"status": wanted, "reason": "try"}, sub="ops", scopes=("admin",))
+        assert (status, body["code"]) == (404, "member_closed"), (wanted, body)
+    assert MemberItem.get(*MemberItem.key(person.member_id)).status == "closed"

@@ -181,7 +181,9 @@ def test_the_export_groups_entries_by_asset_and_holds_the_full_profile():
         "balance": 1, "points": 2, "growth": 1}
     assert doc["exportedAt"].endswith("+08:00")
     assert doc["otherRecords"] == {"coupon": [{"SK": "COUPON#1"}]}
-    assert doc["checkins"] == {"months": {}, "streakCarriedIn": 0}
+    assert doc["checkins"] == {"months": {}, "streakCarriedIn": 0, "postings": []}
+    assert (doc["taskCompletions"], doc["adjustments"], doc["grantsReceived"],
+            doc["operatorActions"]) == ([], [], [], [])
 
 
 def test_an_entry_decodes_from_the_wire_as_the_model_would():
@@ -217,3 +219,46 @@ def test_a_mobile_number_anywhere_in_a_log_line_is_masked(before, digits, after,
                                   "order 1381234567890", "amount 500000"])
 def test_timestamps_ids_and_long_numbers_are_left_alone(kept):
     assert mask_phones(kept) == kept
+
+
+def test_the_export_lists_each_posting_of_a_source_type_with_what_it_moved():
+    def entry(i, source_type, key, asset, bucket, amount):
+        return Entry(entry_id=f"E{i}", member_id="Mabcdefgh", asset=asset, bucket=bucket,
+                     amount=amount, balance_after=max(amount, 0), source_type=source_type,
+                     source_key=key, reason="goodwill", actor="ops-lin", created_at=NOW,
+                     effective_at=NOW)
+
+    entries = (entry(1, "adjustment", "adjustment:A1", "points", "available", 300),
+               entry(2, "grant", "grant:G1:M", "points", "available", 88),
+               entry(3, "checkin", "checkin:M:2025-05-01", "points", "available", 5),
+               entry(4, "checkin", "checkin:M:2025-05-01", "growth", "2025-05", 1),
+               entry(5, "task", "task:M:review:SO-1", "points", "available", 20))
+    data = privacy.MemberData(member=member(), entries=entries, audit=(
+        {"action": "frozen", "actor": "ops-lin", "at": NOW, "reason": "dispute",
+         "details": {"status": "frozen"}},))
+    doc = privacy.export_document(data, "Asia/Shanghai", NOW)
+    assert [p["amounts"] for p in doc["checkins"]["postings"]] == [
+        {"points": 5, "growth.2025-05": 1}]
+    assert [p["sourceKey"] for p in doc["adjustments"]] == ["adjustment:A1"]
+    assert doc["grantsReceived"][0]["amounts"] == {"points": 88}
+    assert doc["taskCompletions"][0]["sourceKey"] == "task:M:review:SO-1"
+    assert doc["operatorActions"][0]["action"] == "frozen"
+
+
+def test_a_frozen_account_cannot_close():
+    from membership.domain.member_status import MemberFrozen
+
+    with pytest.raises(MemberFrozen) as refused:
+        privacy.ensure_closable(privacy.MemberData(member=member(status="frozen")), NOW)
+    assert refused.value.details["action"] == "account_closure"
+
+
+def test_a_forfeit_batch_touches_at_most_its_limit_of_lots_and_forfeits_them_whole():
+    lots = [lot(f"L{i:03d}", 5, pending=i % 2 == 0, days=100 + i) for i in range(50)]
+    m = member(points_available=125, points_pending=125)
+    builder, data = closing(m, lots)
+    assert privacy.forfeit_batch(builder, data, limit=40) == 40
+    posting = builder.build()
+    assert len(posting.lots) == 40 and all(c.after is None for c in posting.lots)
+    assert sum(e.amount for e in posting.entries) == -200
+    assert posting.member.points_available + posting.member.points_pending == 50

@@ -109,8 +109,11 @@ class Member(BaseModel):
     topup_day: str | None = None
     topup_day_amount: int = 0
     settled_period: str | None = None
-    # "active"; "frozen" (operators: domain/member_status.py); "closed" (domain/privacy.py).
-    status: str = "active"
+    # "active"; "frozen" by an operator (domain/member_status.py: earns, cannot spend);
+    # "closed" by the member (domain/privacy.py: refused everywhere, never reopened).
+    status: Literal["active", "frozen", "closed"] = "active"
+    status_reason: str | None = None
+    status_changed_at: datetime | None = None
     closed_at: datetime | None = None
     # Personal profile fields and the marketing consent (docs/privacy.md).
     birthday: str | None = None  # YYYY-MM-DD
@@ -258,6 +261,9 @@ class MemberProfile(ApiModel):
     birthday: str | None = None
     gender: str | None = None
     marketing_consent: bool = Field(alias="marketingConsent", default=True)
+    status: Literal["active", "frozen"] = Field(
+        default="active", description="frozen: earns, but cannot spend, hold or top up "
+                                      "(a closed account has no profile: 404)")
 
 
 def is_stored_value_member(member: Member, program: Program) -> bool:
@@ -322,4 +328,5 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
         birthday=member.birthday,
         gender=member.gender,
         marketingConsent=member.marketing_consent,
+        status=member.status,
     )

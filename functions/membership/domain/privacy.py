@@ -24,6 +24,7 @@ from membership.domain import calendar
 from membership.domain.checkins import CheckinLog
 from membership.domain.consents import ConsentRecord
 from membership.domain.ledger import Entry, Hold, Lot, PostingBuilder
+from membership.domain.member_status import FROZEN, MemberFrozen
 from membership.domain.members import ApiModel, Member
 from membership.errors import Conflict, MemberClosed
 
@@ -79,6 +80,7 @@ class MemberData:
     orders: tuple[dict, ...] = ()  # order settlements, as stored (JSON)
     topups: tuple[dict, ...] = ()
     consents: tuple[ConsentRecord, ...] = ()
+    audit: tuple[dict, ...] = ()  # operators' actions on the member (AUDIT# items)
     # Items of kinds no part decodes yet, by the first segment of their sort key: a
     # capability that stores in the member's partition is in the copy from day one.
     other: dict[str, list[dict]] = field(default_factory=dict)
@@ -186,7 +188,10 @@ def _export_ledger(data: MemberData, tz: str) -> dict:
                    "expiresAt": calendar.wire(h.expires_at, tz), "closedBy": h.closed_by}
                   for h in data.holds],
         "orders": list(data.orders),
+        # Payments: each top-up (paid in the app or at WeChat Pay / Alipay, its channel
+        # and reference) with what was refunded of it, and the refund postings.
         "topups": list(data.topups),
+        "topupRefunds": postings_of(data.entries, "topup_refund", tz),
     }
 
 
@@ -242,14 +247,47 @@ def _export_paid_plan(data: MemberData, tz: str) -> dict:
         "endsAt": calendar.wire(plan.ends_at, tz)}]}
 
 
-def _export_checkins(data: MemberData, _tz: str) -> dict:
+def postings_of(entries, source_type: str, tz: str) -> list[dict]:
+    """The postings of one source type, oldest first: what each gave or took, by asset
+    and bucket, from its entries (the entries themselves are in `ledger`)."""
+    by_key: dict[str, dict] = {}
+    for e in sorted(entries, key=lambda e: (e.created_at, e.entry_id)):
+        if e.source_type != source_type:
+            continue
+        posting = by_key.setdefault(e.source_key, {
+            "sourceKey": e.source_key, "reason": e.reason, "actor": e.actor,
+            "at": calendar.wire(e.created_at, tz), "amounts": {}})
+        name = e.asset if e.bucket in (e.asset, "available") else f"{e.asset}.{e.bucket}"
+        posting["amounts"][name] = posting["amounts"].get(name, 0) + e.amount
+    return list(by_key.values())
+
+
+def _export_checkins(data: MemberData, tz: str) -> dict:
     log = CheckinLog.of(data.member)
     months = {}
     for month, word in sorted(log.months.items()):
         days = [d for d in range(1, 32) if word >> (d - 1) & 1]
         made_up = [d for d in days if word >> (32 + d - 1) & 1]
         months[month] = {"days": days, "madeUp": made_up}
-    return {"checkins": {"months": months, "streakCarriedIn": log.carry}}
+    return {
+        "checkins": {"months": months, "streakCarriedIn": log.carry,
+                     # every check-in and make-up as posted, with its points and growth
+                     "postings": postings_of(data.entries, "checkin", tz)},
+        "taskCompletions": postings_of(data.entries, "task", tz),
+    }
+
+
+def _export_operations(data: MemberData, tz: str) -> dict:
+    """What operators did to the member: adjustments, grants received, status changes.
+    The operator's free-text reason is the member's to see (Art. 45); so is who acted."""
+    return {
+        "adjustments": postings_of(data.entries, "adjustment", tz),
+        "grantsReceived": postings_of(data.entries, "grant", tz),
+        "operatorActions": [
+            {"action": a["action"], "actor": a["actor"], "at": calendar.wire(a["at"], tz),
+             "reason": a.get("reason"), "details": a.get("details") or {}}
+            for a in data.audit],
+    }
 
 
 def _erase_checkins(_member: Member, _now: datetime) -> dict:
@@ -289,6 +327,9 @@ PARTS: list[PrivacyPart] = [
                 exports=_export_paid_plan, blockers=_paid_term),
     PrivacyPart(capability="checkins", kept="check-in entries in the ledger",
                 exports=_export_checkins, erases=_erase_checkins, erased=("checkins",)),
+    PrivacyPart(capability="operators",
+                kept="adjustment and grant entries, the operators' audit records",
+                exports=_export_operations),
     PrivacyPart(capability="consents", kept="consent records (evidence)",
                 exports=_export_consents, erases=_withdraw_marketing),
 ]
@@ -325,12 +366,50 @@ def closure_blockers(data: MemberData, now: datetime) -> list[Remaining]:
 
 def ensure_closable(data: MemberData, now: datetime) -> None:
     ensure_open(data.member)
+    if data.member.status == FROZEN:
+        # Under an operator's review: closing would erase the personal data and forfeit
+        # the points the review is about, and could not be undone.
+        raise MemberFrozen("this member is frozen: the account can be closed once an "
+                           "operator unfreezes it", memberId=data.member.member_id,
+                           action="account_closure")
     remaining = closure_blockers(data, now)
     if remaining:
         kinds = sorted({r.kind for r in remaining})
         raise AccountNotEmpty(
             f"the account still holds {', '.join(kinds)}: settle it first (docs/privacy.md)",
             remaining=[r.model_dump(mode="json", exclude_none=True) for r in remaining])
+
+
+# Lots one forfeit batch may touch: each is an entry and a lot deletion, so a batch is at
+# most 2 x 40 + member, guard and tier counters: well inside one transaction of 100.
+FORFEIT_BATCH_LOTS = 40
+CLOSURE_FORFEIT_SOURCE_TYPE = "closure_forfeit"
+
+
+def closure_forfeit_source_key(member_id: str, version: int) -> str:
+    """One batch per member version: a retry of a batch that committed finds its guard,
+    and the next batch (built on the next version) has a key of its own."""
+    return f"closure:{member_id}:forfeit:{version}"
+
+
+def forfeit_batch(builder: PostingBuilder, data: MemberData,
+                  limit: int = FORFEIT_BATCH_LOTS) -> int:
+    """Closure too large for one transaction (many lots, each one item plus its entry):
+    forfeit the points of up to `limit` lots, by the same entries closure would post, in
+    a posting of its own. The caller checked `ensure_closable` on the same state, so a
+    batch only runs for an account that may close; returns the lots it touched."""
+    touched = 0
+    for lot in builder.live_lots():
+        if touched == limit:
+            break
+        if not lot.remaining and not lot.pending:
+            continue
+        builder.forfeit_lot(lot.lot_id, reason=CLOSURE_REASON)
+        if lot.pending:
+            builder.release_pending(lot.lot_id, reason=CLOSURE_REASON)
+        touched += 1
+    builder.result = {"memberId": builder.member_id, "forfeitedLots": touched}
+    return touched
 
 
 @dataclass(frozen=True)

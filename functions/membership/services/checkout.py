@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from membership.domain import checkout
 from membership.domain.checkout import HoldMismatch, HoldRequest, Quote, QuoteRequest
 from membership.domain.ledger import PostingBuilder
+from membership.domain.member_status import ensure_may_spend
 from membership.storage import ledger
 from membership.storage import members as store
 from membership.storage.program import load_program
@@ -18,6 +19,8 @@ def _now() -> datetime:
 def quote(request: QuoteRequest, now: datetime | None = None) -> Quote:
     """Reads the member item once; writes nothing."""
     member = store.get_member(request.member_id)
+    if request.points_to_redeem or request.balance_to_use:
+        ensure_may_spend(member, "checkout_spend")
     return checkout.quote(request, member, load_program())
 
 
@@ -36,6 +39,7 @@ def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]
     def build(state):
         builder = PostingBuilder(state, program, source_key=source_key, source_type="hold",
                                  reason="hold", actor="orders", now=now)
+        ensure_may_spend(state.member, "hold")
         checkout.place_hold(builder, request, program)
         return builder.build()
 

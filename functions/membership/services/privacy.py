@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from membership.domain.ledger import PostingBuilder
 from membership.domain.members import member_id_for
 from membership.domain.privacy import (
+    CLOSURE_FORFEIT_SOURCE_TYPE,
     CLOSURE_REASON,
     CLOSURE_SOURCE_TYPE,
+    closure_forfeit_source_key,
     closure_source_key,
     ensure_open,
     export_document,
@@ -46,5 +48,12 @@ def close(subject: str, now: datetime | None = None) -> tuple[dict, bool]:
                               source_type=CLOSURE_SOURCE_TYPE, reason=CLOSURE_REASON,
                               actor=f"member:{member_id}", now=now or _now())
 
-    outcome = store.close(member_id, data, builder)
+    def batch_builder(state) -> PostingBuilder:
+        return PostingBuilder(state, program,
+                              source_key=closure_forfeit_source_key(member_id,
+                                                                    state.member.version),
+                              source_type=CLOSURE_FORFEIT_SOURCE_TYPE, reason=CLOSURE_REASON,
+                              actor=f"member:{member_id}", now=now or _now())
+
+    outcome = store.close(member_id, data, builder, batch_builder)
     return outcome.result, outcome.replayed

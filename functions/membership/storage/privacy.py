@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 
 from membership.domain.calendar import parse_iso
-from membership.domain.ledger import Entry, LedgerState, LotTake
+from membership.domain.ledger import Entry, LedgerState, LotTake, PostingTooLarge
 from membership.domain.privacy import (
     MemberData,
     Removal,
     close_account,
     closure_source_key,
     ensure_closable,
+    forfeit_batch,
 )
 from membership.domain.topups import topup_id_for
 from membership.errors import MemberNotFound
+from membership.storage.admin_members import AUDIT_PREFIX, AuditItem
 from membership.storage.consents import ConsentItem
 from membership.storage.ledger import ExtraItem, Outcome, post
 from membership.storage.models import (
@@ -94,7 +96,7 @@ def _pages(member_id: str, entries: bool):
 def read_member_data(member_id: str, *, entries: bool = True) -> MemberData:
     """Every item of the member's partition, decoded, plus the top-ups its ledger names."""
     member = None
-    entries_, lots, holds, orders, consents = [], [], [], [], []
+    entries_, lots, holds, orders, consents, audit = [], [], [], [], [], []
     other: dict[str, list[dict]] = {}
     for items in _pages(member_id, entries):
         for raw in items:
@@ -111,6 +113,11 @@ def read_member_data(member_id: str, *, entries: bool = True) -> MemberData:
                 orders.append(json.loads(raw["document"]["S"]))
             elif sk.startswith("CONSENT#"):
                 consents.append(ConsentItem.from_raw_data(raw).to_domain())
+            elif sk.startswith(AUDIT_PREFIX):
+                record = AuditItem.from_raw_data(raw)
+                audit.append({"action": record.action, "actor": record.actor,
+                              "at": record.at, "reason": record.reason,
+                              "details": record.details_dict()})
             else:
                 item = {k: plain(v) for k, v in raw.items() if k != "PK"}
                 other.setdefault(sk.split("#", 1)[0].lower(), []).append(item)
@@ -118,7 +125,8 @@ def read_member_data(member_id: str, *, entries: bool = True) -> MemberData:
         raise MemberNotFound("no member for this subject; sign up first")
     return MemberData(member=member, entries=tuple(entries_), lots=tuple(lots),
                       holds=tuple(holds), orders=tuple(orders),
-                      topups=tuple(_topups(entries_)), consents=tuple(consents), other=other)
+                      topups=tuple(_topups(entries_)), consents=tuple(consents),
+                      audit=tuple(audit), other=other)
 
 
 def _topups(entries) -> list[dict]:
@@ -129,7 +137,8 @@ def _topups(entries) -> list[dict]:
     found = [item.to_domain() for item in TopupItem.batch_get(
         [TopupItem.key(i) for i in ids], consistent_read=True)]
     return [{"topupId": r.topup_id, "paymentReference": r.payment_reference,
-             "channel": r.channel, "createdAt": r.created_at.isoformat(), **r.totals()}
+             "channel": r.channel, "createdAt": r.created_at.isoformat(), **r.totals(),
+             "refunds": list(r.refunds)}
             for r in sorted(found, key=lambda r: r.created_at)]
 
 
@@ -150,7 +159,31 @@ def _removal_item(member_id: str, removal: Removal) -> ExtraItem:
                          f"{removal.kind} belongs to another member"))
 
 
-def close(member_id: str, data: MemberData, build_builder) -> Outcome:
+def close(member_id: str, data: MemberData, build_builder, build_batch_builder) -> Outcome:
+    """Closure in one transaction; when it cannot fit (a member with many lots: each is an
+    item and an entry), the points are forfeited first in batches of postings of their
+    own, each checked as closure is (open, not frozen, nothing blocking), then closure
+    commits what is left: the phone, subject, erasures and status in one transaction."""
+    while True:
+        try:
+            return _close_once(member_id, data, build_builder)
+        except PostingTooLarge:
+            pass  # post() already merged what lots it could
+
+        def batch(state: LedgerState):
+            current = MemberData(member=state.member, lots=state.lots, holds=state.holds,
+                                 consents=data.consents, other=data.other)
+            builder = build_batch_builder(state)
+            ensure_closable(current, builder.now)
+            if not forfeit_batch(builder, current):
+                raise PostingTooLarge("closure does not fit one transaction and has no "
+                                      "points left to forfeit first", memberId=member_id)
+            return builder.build()
+
+        post(member_id, f"closure:{member_id}:forfeit", batch)
+
+
+def _close_once(member_id: str, data: MemberData, build_builder) -> Outcome:
     """One transaction: the closure posting (forfeits, erasures, status), the deletions of
     the phone, subject and each part's items, and the guard with `member.closed` in its
     outbox. `data` is the partition as read before (items of later capabilities); the
@@ -160,7 +193,8 @@ def close(member_id: str, data: MemberData, build_builder) -> Outcome:
     def build(state: LedgerState):
         current = MemberData(member=state.member, lots=state.lots, holds=state.holds,
                              entries=data.entries, orders=data.orders,
-                             consents=data.consents, other=data.other)
+                             consents=data.consents, audit=data.audit,
+                             other=data.other)
         builder = build_builder(state)
         ensure_closable(current, builder.now)
         plan = close_account(builder, current)
