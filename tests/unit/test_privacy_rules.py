@@ -262,3 +262,9 @@ def test_a_forfeit_batch_touches_at_most_its_limit_of_lots_and_forfeits_them_who
     assert len(posting.lots) == 40 and all(c.after is None for c in posting.lots)
     assert sum(e.amount for e in posting.entries) == -200
     assert posting.member.points_available + posting.member.points_pending == 50
+
+
+def test_records_are_retained_three_calendar_years_from_closure():
+    assert privacy.retained_until(NOW) == NOW.replace(year=2028)
+    leap = datetime(2028, 2, 29, 12, 0, tzinfo=UTC)
+    assert privacy.retained_until(leap) == datetime(2031, 3, 1, 12, 0, tzinfo=UTC)

@@ -115,6 +115,8 @@ class Member(BaseModel):
     status_reason: str | None = None
     status_changed_at: datetime | None = None
     closed_at: datetime | None = None
+    # A closed account's records are kept until then (domain/privacy.py: 3 years).
+    retain_until: datetime | None = None
     # Personal profile fields and the marketing consent (docs/privacy.md).
     birthday: str | None = None  # YYYY-MM-DD
     gender: str | None = None

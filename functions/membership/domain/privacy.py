@@ -137,8 +137,22 @@ def _export_profile(data: MemberData, tz: str) -> dict:
     }}
 
 
+# Transaction records are kept at least three years from the transaction (E-Commerce Law
+# Art. 31); nothing posts after closure, so three years from closure covers every one.
+RETENTION_YEARS = 3
+
+
+def retained_until(closed_at: datetime) -> datetime:
+    """`closed_at` plus three calendar years (29 February closes on 1 March)."""
+    try:
+        return closed_at.replace(year=closed_at.year + RETENTION_YEARS)
+    except ValueError:
+        return closed_at.replace(year=closed_at.year + RETENTION_YEARS, month=3, day=1)
+
+
 def _erase_profile(member: Member, now: datetime) -> dict:
-    return dict.fromkeys(PERSONAL_FIELDS) | {"status": CLOSED, "closed_at": now}
+    return dict.fromkeys(PERSONAL_FIELDS) | {"status": CLOSED, "closed_at": now,
+                                             "retain_until": retained_until(now)}
 
 
 def _remove_identity(data: MemberData) -> list[Removal]:
@@ -441,6 +455,7 @@ def close_account(builder: PostingBuilder, data: MemberData) -> ClosurePlan:
     result = {
         "memberId": builder.member_id,
         "closedAt": calendar.wire(now, tz),
+        "retainedUntil": calendar.wire(retained_until(now), tz),
         "forfeitedPoints": summary["forfeitedPoints"],
         "erased": [name for part in PARTS for name in part.erased],
         "removed": removed,

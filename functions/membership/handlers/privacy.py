@@ -37,6 +37,9 @@ class ExportDocument(ApiModel):
 class ClosureAnswer(ApiModel):
     member_id: str = Field(alias="memberId")
     closed_at: str = Field(alias="closedAt")
+    retained_until: str = Field(
+        alias="retainedUntil", description="The kept transaction records are kept until "
+        "then (three years from closure, E-Commerce Law Art. 31)")
     forfeited_points: int = Field(alias="forfeitedPoints")
     erased: list[str] = Field(description="Personal fields removed from the member item")
     removed: dict[str, int] = Field(description="Items removed, per capability")
@@ -47,7 +50,9 @@ class ClosureAnswer(ApiModel):
     "/v1/members/me/export",
     summary="A copy of everything held about the calling member (PIPL Art. 45)",
     description="Profile, consents and their history, balances, every ledger entry of "
-                "every asset, lots, holds, orders, top-ups, paid plan and check-ins, as one "
+                "every asset, lots, holds, orders, top-ups and their refunds, paid plan, "
+                "check-ins, task completions, adjustments, grants received and operators' "
+                "actions, as one "
                 "JSON document; gzip-compressed when the client accepts it.",
     responses={200: model_response(ExportDocument, "The member's data"),
                **error_responses(403, 404)},

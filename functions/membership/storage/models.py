@@ -100,6 +100,7 @@ class MemberItem(TableModel):
     settled_period = UnicodeAttribute(attr_name="settled", null=True)
     status = UnicodeAttribute(default="active")
     closed_at = TimeAttribute(attr_name="closedAt", null=True)
+    retain_until = TimeAttribute(attr_name="retainUntil", null=True)
     birthday = UnicodeAttribute(null=True)
     gender = UnicodeAttribute(null=True)
     marketing_consent = BooleanAttribute(attr_name="mktConsent", default=True)
@@ -183,7 +184,7 @@ class MemberItem(TableModel):
             checkin_since=self.checkin_since, checkin_carry=int(self.checkin_carry or 0),
             points_debt=int(self.points_debt or 0), bonus_debt=int(self.bonus_debt or 0),
             tier_gifts=_plain_map(self.tier_gifts),
-            closed_at=self.closed_at, birthday=self.birthday, gender=self.gender,
+            closed_at=self.closed_at, retain_until=self.retain_until, birthday=self.birthday, gender=self.gender,
             marketing_consent=True if self.marketing_consent is None
             else bool(self.marketing_consent),
             marketing_consent_at=self.marketing_consent_at,
