@@ -54,6 +54,20 @@ class Unavailable(DomainError):
     code = "temporarily_unavailable"
 
 
+class MemberClosed(MemberNotFound):
+    """The account was closed (domain/privacy.py): its routes answer 404, and later events
+    about it fail to the dead-letter queue."""
+
+    code = "member_closed"
+
+
+class AccountClosed(Conflict):
+    """Signup by a subject whose account was closed: its member id stays with the kept
+    ledger, so the identity provider issues a new subject for a new membership."""
+
+    code = "account_closed"
+
+
 class PreconditionRequired(DomainError):
     """A write that must name the version it read (If-Match) did not."""
 

@@ -8,9 +8,11 @@ the Tracer keeps its decorators and sends nothing, without loading the SDK.
 """
 from __future__ import annotations
 
+import re
 from contextlib import asynccontextmanager, contextmanager
 
 from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.tracing import Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
@@ -62,7 +64,29 @@ class _SilentProvider(BaseProvider):
         pass
 
 
-logger = Logger()
+# A full phone number never reaches a log line (docs/privacy.md): an E.164 number, or a
+# mainland mobile number of 11 digits, wherever it sits in the line (a message, an extra
+# key, an event logged by POWERTOOLS_LOGGER_LOG_EVENT), keeps its first and last digits.
+_PHONES = re.compile(r"(?<![\d+])(\+?\d{1,3}[ -]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)"
+                     r"|(?<![\d+])(\+\d{3})(\d{2,10})(\d{4})(?!\d)")
+
+
+def _mask(match: re.Match) -> str:
+    if match.group(2):
+        return f"{match.group(1) or ''}{match.group(2)}****{match.group(4)}"
+    return f"{match.group(5)}{'*' * len(match.group(6))}{match.group(7)}"
+
+
+def mask_phones(text: str) -> str:
+    return _PHONES.sub(_mask, text)
+
+
+class PhoneMaskingFormatter(LambdaPowertoolsFormatter):
+    def format(self, record):
+        return mask_phones(super().format(record))
+
+
+logger = Logger(logger_formatter=PhoneMaskingFormatter())
 metrics = Metrics()
 if get_settings().detailed_tracing:
     # botocore only: the default patch list imports boto3 and more at cold start.

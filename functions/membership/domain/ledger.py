@@ -596,6 +596,20 @@ class PostingBuilder:
                 expired.append(take)
         return expired
 
+    def forfeit_lot(self, lot_id: str, *, reason: str) -> int:
+        """One live lot loses what remains, whatever its expiry (account closure in
+        batches, domain/privacy.py); returns the points forfeited."""
+        lot = self._lots.get(lot_id)
+        if lot is None or not lot.remaining:
+            return 0
+        take = LotTake(lot_id=lot.lot_id, expires_at=lot.expires_at, amount=lot.remaining)
+        bucket = "pending" if lot.pending else "available"
+        after = self._set_points(bucket, -lot.remaining)
+        self._lots[lot.lot_id] = lot.model_copy(update={"remaining": 0})
+        self._entry("points", bucket, -take.amount, after, lot_id=lot.lot_id, reason=reason,
+                    lots=(take,))
+        return take.amount
+
     def consolidate_lots(self, limit: int = 90) -> int:
         """Merge available lots that share an expiry into one; returns how many merged away.
 

@@ -1,9 +1,15 @@
-"""A member's status: `active`, or `frozen` by an operator (fraud, a dispute, a request).
+"""A member's status: `active`, `frozen` by an operator (fraud, a dispute, a request), or
+`closed` by the member (domain/privacy.py).
 
 A frozen member keeps earning (orders, check-ins, grants and adjustments still credit)
 but cannot spend: no hold, no top-up, no points or balance at checkout, and later no
 coupon claim and no paid-plan purchase. Every capability that spends calls
 `ensure_may_spend` before it builds its posting: this is the one place the rule lives.
+
+A closed account is refused everything, earning included (its live range no longer
+loads: MemberClosed, 404), and operators can neither freeze nor unfreeze it. A frozen
+account cannot be closed until it is unfrozen: closing erases the personal data and
+forfeits the points an operator is holding for an investigation.
 """
 from __future__ import annotations
 
@@ -16,10 +22,12 @@ from membership.errors import Forbidden
 
 ACTIVE = "active"
 FROZEN = "frozen"
+CLOSED = "closed"
+# What operators may set; `closed` is the member's own act (DELETE /v1/members/me).
 Status = Literal["active", "frozen"]
 # What a frozen member may not do; the names show in the error's details.
 SpendAction = Literal["hold", "topup", "checkout_spend", "order_spend", "coupon_claim",
-                      "plan_purchase", "makeup_checkin"]
+                      "plan_purchase", "makeup_checkin", "account_closure"]
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 

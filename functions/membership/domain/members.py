@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from membership.domain import calendar
 from membership.domain.aggregates import OrderStats
 from membership.domain.program import Benefit, Program
 from membership.domain.tag_rules import TagMark
-from membership.errors import InvalidPhone
+from membership.errors import Conflict, InvalidPhone
 
 DEFAULT_PHONE_REGION = "CN"
 
@@ -41,15 +41,37 @@ def omit_default(schema: dict) -> None:
     schema.pop("default", None)
 
 
+class BirthdayAlreadySet(Conflict):
+    """The birthday is set once: gifts depend on it, so it cannot be moved to farm them."""
+
+    code = "birthday_already_set"
+
+
+Gender = Literal["female", "male", "other", "undisclosed"]
+
+
 class ProfileUpdate(ApiModel):
     """Fields left out are kept. `nickname` cannot be removed (null is refused);
     `storeId: null` removes the store."""
 
     nickname: Nickname = Field(default=None, json_schema_extra=omit_default)
     store_id: Code | None = Field(alias="storeId", default=None)
-    marketing_consent: bool = Field(
-        alias="marketingConsent", default=None, json_schema_extra=omit_default, strict=True,
-        description="false: never listed in a marketing segment (docs/tags.md)")
+    # Privacy (docs/privacy.md): personal fields kept on the member item only.
+    birthday: date = Field(default=None, json_schema_extra=omit_default,
+                           description="YYYY-MM-DD; set once (the birthday gift depends on it)")
+    gender: Gender | None = Field(default=None, description="null removes it")
+    marketing_consent: StrictBool = Field(
+        alias="marketingConsent", default=None, json_schema_extra=omit_default,
+        description="Personalised marketing (PIPL Art. 24): false is never listed in a "
+                    "marketing segment (docs/tags.md); every statement is recorded with its time")
+
+    @field_validator("birthday", mode="before")
+    @classmethod
+    def _birthday_is_a_date_string(cls, value: object) -> object:
+        # Lax mode would read a number as a timestamp: the wire form is YYYY-MM-DD only.
+        if not isinstance(value, str | date):
+            raise ValueError("birthday is a YYYY-MM-DD string")
+        return value
 
 
 class PaidPlanState(BaseModel):
@@ -66,9 +88,10 @@ class Member(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     member_id: str
-    subject: str
-    phone: str
-    nickname: str
+    # Personal data: None once the account is closed (domain/privacy.py erases it).
+    subject: str | None
+    phone: str | None
+    nickname: str | None
     channel: str
     store_id: str | None = None
     referral_code: str | None = None
@@ -89,10 +112,19 @@ class Member(BaseModel):
     topup_day: str | None = None
     topup_day_amount: int = 0
     settled_period: str | None = None
-    # "frozen" keeps earning but cannot spend (domain.member_status); set by operators only.
-    status: Literal["active", "frozen"] = "active"
+    # "active"; "frozen" by an operator (domain/member_status.py: earns, cannot spend);
+    # "closed" by the member (domain/privacy.py: refused everywhere, never reopened).
+    status: Literal["active", "frozen", "closed"] = "active"
     status_reason: str | None = None
     status_changed_at: datetime | None = None
+    closed_at: datetime | None = None
+    # A closed account's records are kept until then (domain/privacy.py: 3 years).
+    retain_until: datetime | None = None
+    # Personal profile fields and the marketing consent (docs/privacy.md).
+    birthday: str | None = None  # YYYY-MM-DD
+    gender: str | None = None
+    marketing_consent: bool = True  # default at signup; changes are CONSENT# records
+    marketing_consent_at: datetime | None = None
     # The check-in calendar of the recent months (membership.domain.checkins.CheckinLog).
     checkin_months: dict[str, int] = Field(default_factory=dict)
     checkin_since: str | None = None
@@ -103,11 +135,9 @@ class Member(BaseModel):
     bonus_debt: int = 0
     # tier id -> month (YYYY-MM) its upgrade gift was last paid: once per tier per 12 months.
     tier_gifts: dict[str, str] = Field(default_factory=dict)
-    # Order aggregates, tags and marketing consent (docs/tags.md).
+    # Order aggregates and tags (docs/tags.md); without marketing consent, no segment.
     order_stats: OrderStats = Field(default_factory=OrderStats)
     tags: dict[str, TagMark] = Field(default_factory=dict)
-    marketing_consent: bool = True
-    marketing_consent_at: datetime | None = None
 
     def rolling_growth(self, as_of_month: str) -> int:
         return sum(self.growth_months.get(m, 0) for m in calendar.rolling_months(as_of_month))
@@ -166,8 +196,14 @@ def apply_profile_update(member: Member, update: ProfileUpdate, now: datetime) -
     changes = update.model_dump(exclude_unset=True)
     if not changes:
         return member
-    if changes.get("marketing_consent", member.marketing_consent) != member.marketing_consent:
-        changes["marketing_consent_at"] = now  # when the member last decided
+    if changes.get("birthday") is not None:
+        birthday = changes["birthday"].isoformat()
+        if member.birthday is not None and member.birthday != birthday:
+            raise BirthdayAlreadySet("the birthday is set once; it cannot change",
+                                     birthday=member.birthday)
+        changes["birthday"] = birthday
+    if "marketing_consent" in changes:
+        changes["marketing_consent_at"] = now  # every statement, repeated or not (PIPL)
     return member.model_copy(update={**changes, "updated_at": now})
 
 
@@ -235,10 +271,13 @@ class MemberProfile(ApiModel):
     benefits: list[BenefitView]
     paid_plan: PaidPlanView | None = Field(alias="paidPlan")
     created_at: str = Field(alias="createdAt")
+    birthday: str | None = None
+    gender: str | None = None
     marketing_consent: bool = Field(alias="marketingConsent", default=True,
                                     description="false: never listed in a segment")
     status: Literal["active", "frozen"] = Field(
-        default="active", description="frozen: earns, but cannot spend, hold or top up")
+        default="active", description="frozen: earns, but cannot spend, hold or top up "
+                                      "(a closed account has no profile: 404)")
 
 
 def is_stored_value_member(member: Member, program: Program) -> bool:
@@ -300,6 +339,8 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
                   for b in member_benefits(member, program, now)],
         paidPlan=plan,
         createdAt=calendar.wire(member.created_at, tz),
+        birthday=member.birthday,
+        gender=member.gender,
         marketingConsent=member.marketing_consent,
         status=member.status,
     )

@@ -59,13 +59,15 @@ class MemberFacts(BaseModel):
     topup_total: int = 0
     stats: OrderStats = Field(default_factory=OrderStats)
     tags: dict[str, TagMark] = Field(default_factory=dict)
+    closed: bool = False  # a closed account carries no tag (docs/privacy.md)
 
 
 def facts_of(member) -> MemberFacts:
     return MemberFacts(
         member_id=member.member_id, created_at=member.created_at, tier_id=member.tier_id,
         paid_plan_ends_at=member.paid_plan.ends_at if member.paid_plan else None,
-        topup_total=member.topup_total, stats=member.order_stats, tags=dict(member.tags))
+        topup_total=member.topup_total, stats=member.order_stats, tags=dict(member.tags),
+        closed=member.status == "closed")
 
 
 def days_since(then: datetime, now: datetime, tz: str) -> int:
@@ -123,6 +125,8 @@ def rule_applies(rule: TagRule, facts: MemberFacts, program: Program, now: datet
 def evaluate(facts: MemberFacts, program: Program, now: datetime) -> dict[str, TagMark]:
     """The tags the member should carry now: operator tags as they are, rule tags as the
     rules say (a rule tag keeps its `since` while it holds; one whose rule is gone goes)."""
+    if facts.closed:
+        return {}
     tags = {t: m for t, m in facts.tags.items() if m.source == "operator"}
     for rule in program.tag_rules:
         if rule.tag in tags or not rule_applies(rule, facts, program, now):

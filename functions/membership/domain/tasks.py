@@ -30,7 +30,8 @@ from membership.domain.tiers import upgrade_if_qualified
 from membership.errors import Conflict, InvalidRequest, NotFound
 
 # Wire name of a profile field -> the Member attribute that holds it.
-PROFILE_ATTRIBUTES = {"nickname": "nickname", "storeId": "store_id"}
+PROFILE_ATTRIBUTES = {"nickname": "nickname", "storeId": "store_id", "birthday": "birthday",
+                      "gender": "gender"}
 
 # The order system's ids, as in domain/checkout.py (not imported: the task handlers would
 # pay for building every checkout model at cold start).

@@ -57,8 +57,10 @@ def get_me():
 @app.patch(
     "/v1/members/me",
     summary="Edit the calling member's profile",
+    description="Birthday is set once (409 birthday_already_set); each marketingConsent "
+                "statement is recorded with its time (docs/privacy.md).",
     responses={200: model_response(MemberProfile, "Profile"),
-               **error_responses(400, 403, 404, 422)},
+               **error_responses(400, 403, 404, 409, 422)},
     tags=["members"],
 )
 def patch_me(body: ProfileUpdate):

@@ -28,6 +28,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_tags",
     "membership.handlers.admin_portrait",
     "membership.handlers.admin_metrics",
+    "membership.handlers.privacy",
     "membership.handlers.payment_notifications",
 )
 EVERY_ROUTE_ERRORS = {

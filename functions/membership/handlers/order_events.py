@@ -8,6 +8,8 @@ dead-letter queue (with an alarm on its depth):
 - an event about an order whose payment has not landed (a refund or completion that
   overtook its `order.paid`) raises OrderNotPaidYet: not applied, not dropped, retried;
 - a paid order whose amounts differ from its hold raises HoldMismatch: never fixed quietly;
+- an event about a member who closed the account raises MemberClosed: the ledger is
+  kept but takes nothing more (docs/privacy.md), so the brand settles it by hand;
 - an event whose key was applied with another payload (order.paid with other amounts or
   lines, a refundId reused for other lines) raises PayloadMismatch: never a silent replay.
 """
@@ -23,6 +25,7 @@ from membership.domain.checkout import (
     OrderRefunded,
 )
 from membership.domain.ledger import PayloadMismatch
+from membership.errors import MemberClosed
 from membership.handlers.events import routed_detail
 from membership.observability import logger, metrics, tracer
 from membership.services import orders
@@ -58,6 +61,11 @@ def apply(event: dict) -> dict:
     except OrderNotPaidYet:
         metrics.add_metric(name="OrderEventsEarly", unit=MetricUnit.Count, value=1)
         logger.warning("the order's payment has not landed yet; failing so it is retried")
+        raise
+    except MemberClosed:
+        metrics.add_metric(name="OrderEventsForClosedMembers", unit=MetricUnit.Count, value=1)
+        logger.error("the member closed the account; failing so the event reaches the "
+                     "dead-letter queue", extra={"member_id": detail.member_id})
         raise
     except PayloadMismatch:
         metrics.add_metric(name="OrderEventsPayloadMismatch", unit=MetricUnit.Count, value=1)

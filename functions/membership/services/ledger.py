@@ -54,7 +54,7 @@ def ledger_page(subject: str, asset: str, limit: int, cursor: str | None
 
 
 def reconcile_member(member_id: str) -> list[Breach]:
-    member = get_member(member_id, consistent=True)
+    member = get_member(member_id, consistent=True, include_closed=True)
     return reconcile(member, store.all_entries(member_id), store.all_lots(member_id),
                      store.all_holds(member_id))
 

@@ -6,16 +6,17 @@ from datetime import UTC, datetime
 from membership.domain import calendar, tags
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.members import (
+    Member,
     MemberProfile,
     ProfileUpdate,
     SignupRequest,
     apply_profile_update,
-    mask_phone,
     member_id_for,
     new_member,
     normalize_phone,
     profile_of,
 )
+from membership.errors import AccountClosed, MemberClosed
 from membership.storage import members as store
 from membership.storage.program import load_program
 
@@ -40,7 +41,6 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
         builder.credit_points(gift, lot_id=f"signup-{member.member_id}")
     builder.emit("member.signed_up", {
         "memberId": member.member_id,
-        "phone": mask_phone(phone),
         "channel": member.channel,
         "storeId": member.store_id,
         "referralCode": member.referral_code,
@@ -57,7 +57,10 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
         calendar.month_of(now, program.time_zone), member.member_id, new_members=1),))
     if created:
         return profile_of(posting.member, program, now), True
-    existing = store.get_member(member.member_id, consistent=True)
+    existing = store.get_member(member.member_id, consistent=True, include_closed=True)
+    if existing.status == "closed":
+        raise AccountClosed("this login closed its account; a new membership needs a new "
+                            "login (the phone number is free to sign up again)")
     return profile_of(existing, program, now), False
 
 
@@ -71,13 +74,23 @@ def edit_profile(subject: str, update: ProfileUpdate, now: datetime | None = Non
                  ) -> MemberProfile:
     now = now or _now()
     if "marketing_consent" in update.model_fields_set:
-        # Consent moves the member's tag items in or out of the segment index: one
-        # transaction with the member item (docs/tags.md).
+        # Consent moves the member's tag items in or out of the segment index (docs/tags.md)
+        # and its statement is recorded (docs/privacy.md): one transaction with the member.
+        from membership.domain.consents import ConsentRecord
+        from membership.storage.consents import ConsentItem
         from membership.storage.tags import change_member
 
-        _, member = change_member(member_id_for(subject),
-                                  lambda m: apply_profile_update(m, update, now),
-                                  what="the profile update")
+        member_id = member_id_for(subject)
+        record = ConsentItem.of(member_id, ConsentRecord(
+            purpose="marketing", granted=update.marketing_consent, at=now, source="member"))
+
+        def consent_given(member: Member) -> Member:
+            if member.status == "closed":
+                raise MemberClosed("this account was closed", memberId=member_id)
+            return apply_profile_update(member, update, now)
+
+        _, member = change_member(member_id, consent_given, what="the profile update",
+                                  also_put=(record,))
         return profile_of(member, load_program(), now)
     member = store.update_profile(member_id_for(subject), update, now)
     return profile_of(member, load_program(), now)

@@ -19,7 +19,7 @@ from membership.domain import settlement as rules
 from membership.domain import tags as tag_rules
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.program import Program
-from membership.errors import DomainError
+from membership.errors import DomainError, MemberClosed
 from membership.observability import logger
 from membership.storage import ledger
 from membership.storage import settlement as store
@@ -103,7 +103,7 @@ def settle_member(snapshot: rules.Snapshot, program: Program, period: str,
 
     try:
         return ledger.post(snapshot.member_id, key, build).result
-    except rules.NothingToSettle:
+    except (rules.NothingToSettle, MemberClosed):  # a closed account keeps its last state
         return None
 
 

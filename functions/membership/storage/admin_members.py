@@ -21,7 +21,7 @@ from pynamodb.transactions import TransactWrite
 from membership.domain import calendar
 from membership.domain.ledger import Entry
 from membership.domain.members import Member
-from membership.errors import MemberNotFound, Unavailable
+from membership.errors import MemberClosed, MemberNotFound, Unavailable
 from membership.storage import ledger
 from membership.storage.ledger import RETRYABLE_CODES, ExtraItem
 from membership.storage.models import MemberItem, PhoneItem, TimeAttribute, member_pk
@@ -90,7 +90,8 @@ def change_status(member_id: str, status: str, reason: str, actor: str, now: dat
     """
     item = MemberItem(*MemberItem.key(member_id))
     if status == "frozen":
-        differs = MemberItem.status.does_not_exist() | (MemberItem.status != status)
+        # Only an active member freezes: a closed account (domain/privacy.py) is final.
+        differs = MemberItem.status.does_not_exist() | (MemberItem.status == "active")
     else:
         differs = MemberItem.status == "frozen"
 
@@ -118,7 +119,11 @@ def change_status(member_id: str, status: str, reason: str, actor: str, now: dat
                     c in RETRYABLE_CODES for c in reasons):
                 raise Retry() from None
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                get_member(member_id)  # MemberNotFound when there is no such member
+                # MemberNotFound when there is no such member; a closed one is never
+                # frozen or unfrozen again.
+                if get_member(member_id).status == "closed":
+                    raise MemberClosed(f"member {member_id} closed the account; its status "
+                                       "cannot change", memberId=member_id) from None
                 return False
             raise
         return True

@@ -12,10 +12,10 @@ from datetime import datetime
 from pynamodb.attributes import MapAttribute
 
 from membership.domain.checkins import CheckinLog
-from membership.errors import MemberNotFound
+from membership.errors import MemberClosed, MemberNotFound
 from membership.storage.models import MemberItem
 
-CALENDAR_ATTRIBUTES = ("ci", "ciSince", "ciCarry", "createdAt")
+CALENDAR_ATTRIBUTES = ("ci", "ciSince", "ciCarry", "createdAt", "status")
 
 
 def read_calendar(member_id: str) -> tuple[CheckinLog, datetime]:
@@ -25,6 +25,8 @@ def read_calendar(member_id: str) -> tuple[CheckinLog, datetime]:
                               attributes_to_get=list(CALENDAR_ATTRIBUTES))
     except MemberItem.DoesNotExist:
         raise MemberNotFound("no member for this subject; sign up first") from None
+    if item.status == "closed":  # domain/privacy.py
+        raise MemberClosed("this account was closed", memberId=member_id)
     months = item.checkin_months
     months = months.as_dict() if isinstance(months, MapAttribute) else dict(months or {})
     log = CheckinLog(months={k: int(v) for k, v in months.items()}, since=item.checkin_since,

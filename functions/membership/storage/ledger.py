@@ -25,7 +25,7 @@ from membership.domain.ledger import (
     Posting,
     PostingTooLarge,
 )
-from membership.errors import DomainError, MemberNotFound, Unavailable
+from membership.errors import DomainError, MemberClosed, MemberNotFound, Unavailable
 from membership.storage import usage
 from membership.storage.models import (
     LIVE_RANGE,
@@ -64,6 +64,7 @@ class ExtraItem:
     condition: object | None
     on_condition_failed: Callable[[], Exception]
     actions: list | None = None  # an UpdateItem (e.g. counters' ADD) instead of a put
+    delete: bool = False  # delete the item instead of writing it (account closure)
 
 
 def read_live_range(member_id: str) -> LedgerState:
@@ -90,6 +91,8 @@ def read_live_range(member_id: str) -> LedgerState:
             break
     if member is None:
         raise MemberNotFound(f"member {member_id} has not signed up")
+    if member.status == "closed":  # domain/privacy.py: nothing posts to a closed account
+        raise MemberClosed(f"member {member_id} closed the account", memberId=member_id)
     return LedgerState(member=member, lots=tuple(lots), holds=tuple(holds))
 
 
@@ -175,6 +178,10 @@ def commit(posting: Posting, *, new_member: bool = False,
         if item.actions is not None:
             t.update(item.model, actions=item.actions, condition=item.condition)
             update_plan.append(("extra", item.on_condition_failed))
+            continue
+        if item.delete:
+            t.delete(item.model, condition=item.condition)
+            delete_plan.append(("extra", item.on_condition_failed))
             continue
         t.save(item.model, condition=item.condition)
         plan.append(("extra", item.on_condition_failed))

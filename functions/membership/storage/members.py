@@ -3,22 +3,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from membership.domain.ledger import Posting
-from membership.domain.members import Member, ProfileUpdate
-from membership.errors import MemberNotFound, PhoneTaken, Unavailable
+from membership.domain.members import BirthdayAlreadySet, Member, ProfileUpdate
+from membership.errors import MemberClosed, MemberNotFound, PhoneTaken, Unavailable
 from membership.storage.ledger import AlreadyApplied, ExtraItem, commit
 from membership.storage.models import MemberItem, PhoneItem, SubjectItem
-from membership.storage.table import Retry, with_retries
+from membership.storage.table import Retry, connection, with_retries
+
+_THROTTLED = {"ThrottlingException", "ProvisionedThroughputExceededException",
+              "TransactionConflict", "TransactionConflictException"}
 
 
-def get_member(member_id: str, *, consistent: bool = False) -> Member:
-    """One GetItem: the member item carries everything the profile shows."""
+def get_member(member_id: str, *, consistent: bool = False,
+               include_closed: bool = False) -> Member:
+    """One GetItem: the member item carries everything the profile shows. A closed
+    account (domain/privacy.py) is not found, unless the caller reads the kept ledger."""
     try:
-        return MemberItem.get(*MemberItem.key(member_id), consistent_read=consistent).to_domain()
+        member = MemberItem.get(*MemberItem.key(member_id),
+                                consistent_read=consistent).to_domain()
     except MemberItem.DoesNotExist:
         raise MemberNotFound("no member for this subject; sign up first") from None
+    if member.status == "closed" and not include_closed:
+        raise MemberClosed("this account was closed", memberId=member_id)
+    return member
 
 
 def create_member(posting: Posting, extra: tuple[ExtraItem, ...] = ()) -> bool:
@@ -51,7 +61,8 @@ def create_member(posting: Posting, extra: tuple[ExtraItem, ...] = ()) -> bool:
 
 
 def update_profile(member_id: str, update: ProfileUpdate, now: datetime) -> Member:
-    """Profile fields only: one UpdateItem that returns the new item, no read."""
+    """Profile fields only: one UpdateItem that returns the new item, no read. A consent
+    change also writes its record (storage/consents.py) in the same transaction."""
     item = MemberItem(*MemberItem.key(member_id))
     actions = [MemberItem.updated_at.set(now)]
     changes = update.model_dump(exclude_unset=True)
@@ -60,17 +71,66 @@ def update_profile(member_id: str, update: ProfileUpdate, now: datetime) -> Memb
     if "store_id" in changes:
         actions.append(MemberItem.store_id.set(changes["store_id"])
                        if changes["store_id"] is not None else MemberItem.store_id.remove())
+    condition = MemberItem.PK.exists() & (MemberItem.status != "closed")
+    if changes.get("birthday") is not None:
+        birthday = changes["birthday"].isoformat()
+        actions.append(MemberItem.birthday.set(birthday))
+        # Set once: the same date again is a no-op, another date is refused.
+        condition &= MemberItem.birthday.does_not_exist() | (MemberItem.birthday == birthday)
+    if "gender" in changes:
+        actions.append(MemberItem.gender.set(changes["gender"])
+                       if changes["gender"] is not None else MemberItem.gender.remove())
+    consent = None
+    if "marketing_consent" in changes:
+        from membership.domain.consents import ConsentRecord
+        from membership.storage.consents import ConsentItem
+
+        consent = ConsentItem.of(member_id, ConsentRecord(
+            purpose="marketing", granted=changes["marketing_consent"], at=now,
+            source="member"))
+        actions += [MemberItem.marketing_consent.set(changes["marketing_consent"]),
+                    MemberItem.marketing_consent_at.set(now)]
+
+    def why_refused() -> Exception:
+        try:
+            current = MemberItem.get(*MemberItem.key(member_id), consistent_read=True)
+        except MemberItem.DoesNotExist:
+            return MemberNotFound("no member for this subject; sign up first")
+        if current.status == "closed":
+            return MemberClosed("this account was closed", memberId=member_id)
+        if current.birthday is not None:
+            return BirthdayAlreadySet("the birthday is set once; it cannot change",
+                                      birthday=current.birthday)
+        return Retry()
 
     def attempt() -> Member:
+        if consent is not None:
+            return _update_with_record(member_id, item, actions, condition, consent,
+                                           why_refused)
         try:
-            item.update(actions=actions, condition=MemberItem.PK.exists())
+            item.update(actions=actions, condition=condition)
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise MemberNotFound("no member for this subject; sign up first") from None
-            if exc.cause_response_code in {"ThrottlingException",
-                                           "ProvisionedThroughputExceededException"}:
+                raise why_refused() from None
+            if exc.cause_response_code in _THROTTLED:
                 raise Retry() from None
             raise
         return item.to_domain()
 
     return with_retries(attempt, lambda: Unavailable("profile update stayed contended"))
+
+
+def _update_with_record(member_id: str, item: MemberItem, actions, condition, record,
+                        why_refused) -> Member:
+    try:
+        with TransactWrite(connection=connection()) as t:
+            t.update(item, actions=actions, condition=condition)
+            t.save(record, condition=type(record).PK.does_not_exist())
+    except TransactWriteError as exc:
+        reasons = [(r.code if r else None) for r in (exc.cancellation_reasons or [])]
+        if "ConditionalCheckFailed" in reasons:
+            raise why_refused() from None
+        if exc.cause_response_code in _THROTTLED or any(r in _THROTTLED for r in reasons):
+            raise Retry() from None
+        raise
+    return get_member(member_id, consistent=True)

@@ -12,6 +12,7 @@ SUBJECT#<sub>      SUBJECT                     one member per JWT subject
 SOURCE#<key>       SOURCE                      guard: the effect of <key> happened (+ outbox)
 MEMBER#<id>        TAG#<tag>                   a tag the member carries (storage/tags.py)
 PROGRAM            CURRENT                     the program's rules
+MEMBER#<id>        CONSENT#<at>#<purpose>      a consent statement (storage/privacy.py)
 
 A posting reads the live range of a member's partition in one query:
 SK BETWEEN 'HOLD#' AND 'MEMBER' returns open holds, live lots and the member item.
@@ -76,9 +77,10 @@ class PaidPlanMap(MapAttribute):
 
 class MemberItem(TableModel):
     member_id = UnicodeAttribute(attr_name="memberId")
-    subject = UnicodeAttribute()
-    phone = UnicodeAttribute()
-    nickname = UnicodeAttribute()
+    # Personal data: removed when the account is closed (domain/privacy.py).
+    subject = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    nickname = UnicodeAttribute(null=True)
     channel = UnicodeAttribute()
     store_id = UnicodeAttribute(attr_name="storeId", null=True)
     referral_code = UnicodeAttribute(attr_name="referralCode", null=True)
@@ -100,6 +102,12 @@ class MemberItem(TableModel):
     topup_day_amount = NumberAttribute(attr_name="topupDayAmt", default=0)
     settled_period = UnicodeAttribute(attr_name="settled", null=True)
     status = UnicodeAttribute(default="active")
+    closed_at = TimeAttribute(attr_name="closedAt", null=True)
+    retain_until = TimeAttribute(attr_name="retainUntil", null=True)
+    birthday = UnicodeAttribute(null=True)
+    gender = UnicodeAttribute(null=True)
+    marketing_consent = BooleanAttribute(attr_name="mktConsent", default=True)
+    marketing_consent_at = TimeAttribute(attr_name="mktConsentAt", null=True)
     status_reason = UnicodeAttribute(attr_name="statusReason", null=True)
     status_changed_at = TimeAttribute(attr_name="statusChangedAt", null=True)
     # Check-in calendar: month -> days mask | make-up mask << 32 (domain/checkins.py).
@@ -109,11 +117,9 @@ class MemberItem(TableModel):
     points_debt = NumberAttribute(attr_name="ptsDebt", default=0)
     bonus_debt = NumberAttribute(attr_name="balBDebt", default=0)
     tier_gifts = MapAttribute(attr_name="tierGifts", default=dict)
-    # Order aggregates and tags as JSON (domain/aggregates.py, domain/tags.py), consent.
+    # Order aggregates and tags as JSON (domain/aggregates.py, domain/tags.py).
     order_stats = UnicodeAttribute(attr_name="ordStats", null=True)
     tags = UnicodeAttribute(null=True)
-    marketing_consent = BooleanAttribute(attr_name="mktConsent", default=True)
-    marketing_consent_at = TimeAttribute(attr_name="mktConsentAt", null=True)
 
     @staticmethod
     def key(member_id: str) -> tuple[str, str]:
@@ -165,8 +171,10 @@ class MemberItem(TableModel):
             self.checkin_months, MapAttribute) else dict(self.checkin_months or {})
         return Member(
             member_id=self.member_id, subject=self.subject, phone=self.phone,
-            # Items whose nickname a `null` edit removed (before that was refused) stay readable.
-            nickname=self.nickname or "", channel=self.channel, store_id=self.store_id,
+            # Items whose nickname a `null` edit removed (before that was refused) stay readable;
+            # a closed account's is erased (domain/privacy.py).
+            nickname=self.nickname if self.status == "closed" else self.nickname or "",
+            channel=self.channel, store_id=self.store_id,
             referral_code=self.referral_code, created_at=self.created_at,
             updated_at=self.updated_at, tier_id=self.tier_id, tier_since=self.tier_since,
             version=int(self.version), balance_principal=int(self.balance_principal),
@@ -184,6 +192,8 @@ class MemberItem(TableModel):
             points_debt=int(self.points_debt or 0), bonus_debt=int(self.bonus_debt or 0),
             tier_gifts=_plain_map(self.tier_gifts),
             order_stats=stats_from_json(self.order_stats), tags=tags_from_json(self.tags),
+            closed_at=self.closed_at, retain_until=self.retain_until,
+            birthday=self.birthday, gender=self.gender,
             marketing_consent=self.marketing_consent is not False,
             marketing_consent_at=self.marketing_consent_at,
         )

@@ -31,12 +31,12 @@ MAX_FAILED_IDS = 100
 MEMBER_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "plan", "settled",
                      "tierSince",
                      # What the tag rules read (storage/tags.py SCAN_ATTRIBUTES).
-                     "createdAt", "ordStats", "tags", "topupTotal",
+                     "createdAt", "ordStats", "tags", "topupTotal", "status",
                      # The stocks the metrics read (docs/metrics.md).
                      "ptsA", "ptsP", "balP", "balB")
 # Of the paid plan only its end matters.
 MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7, #a8, #a9, #a10, #a11, #a12, \
-#a13, #a14, #a15, #a16"
+#a13, #a14, #a15, #a16, #a17"
 
 
 class SettlementNotFound(NotFound):

@@ -100,11 +100,12 @@ def read_member(member_id: str) -> Member:
         raise MemberNotFound(f"no member {member_id}") from None
 
 
-def commit_member_change(before: Member, after: Member, also_update=()) -> bool:
+def commit_member_change(before: Member, after: Member, also_update=(), also_put=()) -> bool:
     """The member's changed fields and its tag items in one transaction, conditional on the
     version read (which moves on, so a posting built on the old state retries).
     `also_update`: (item, actions) pairs written in the same transaction (the backfill's
-    count of members it wrote, so that a crash can neither lose nor repeat one).
+    count of members it wrote, so that a crash can neither lose nor repeat one);
+    `also_put`: new items written with it (a consent statement's record).
 
     False when nothing changed (nothing written); raises Retry when the member moved."""
     if after.model_copy(update={"version": before.version}) == before:
@@ -121,6 +122,8 @@ def commit_member_change(before: Member, after: Member, also_update=()) -> bool:
             t.save(item)
     for item, item_actions in also_update:
         t.update(item, actions=item_actions)
+    for item in also_put:
+        t.save(item, condition=type(item).PK.does_not_exist())
     try:
         t._commit()
     except TransactWriteError:
@@ -128,17 +131,17 @@ def commit_member_change(before: Member, after: Member, also_update=()) -> bool:
     return True
 
 
-def change_member(member_id: str, change, *, what: str, also_update=()
+def change_member(member_id: str, change, *, what: str, also_update=(), also_put=()
                   ) -> tuple[Member, Member]:
     """Read the member, apply `change(member) -> member`, commit; (before, after).
-    `also_update` rides in the commit's transaction (commit_member_change)."""
+    `also_update` and `also_put` ride in the commit's transaction (commit_member_change)."""
 
     def attempt() -> tuple[Member, Member]:
         before = read_member(member_id)
         after = change(before)
         if after == before:
             return before, before
-        commit_member_change(before, after, also_update)
+        commit_member_change(before, after, also_update, also_put)
         return before, after
 
     return with_retries(attempt, lambda: Unavailable(f"{what} stayed contended; try again",
@@ -216,7 +219,7 @@ def iter_tag_members(tag: str, page_size: int = MAX_PAGE) -> Iterator[str]:
 # ---- the settlement's scan row ------------------------------------------------------------
 
 # What the rules read from a scanned member row, on top of the settlement's attributes.
-SCAN_ATTRIBUTES = ("createdAt", "ordStats", "tags", "topupTotal")
+SCAN_ATTRIBUTES = ("createdAt", "ordStats", "tags", "topupTotal", "status")
 
 
 def facts_from_raw(raw: dict) -> MemberFacts:
@@ -229,5 +232,6 @@ def facts_from_raw(raw: dict) -> MemberFacts:
         topup_total=int(raw.get("topupTotal", {}).get("N", "0")),
         stats=stats_from_json(raw.get("ordStats", {}).get("S")),
         tags=tags_from_json(raw.get("tags", {}).get("S")),
+        closed=raw.get("status", {}).get("S") == "closed",
     )
 
