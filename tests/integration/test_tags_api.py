@@ -244,3 +244,66 @@ def test_the_monthly_settlement_re_tags_members_whose_recency_decayed(table):
     assert segment_ids("at_risk") == [buyer]
     assert_index_matches(buyer)
     assert_index_matches(quiet)
+
+
+# ---- with privacy (docs/privacy.md) -------------------------------------------------------
+
+def consent_records(member_id):
+    from membership.storage.consents import ConsentItem
+    from membership.storage.models import member_pk
+
+    return list(ConsentItem.query(member_pk(member_id), ConsentItem.SK.startswith("CONSENT#")))
+
+
+def test_a_consent_change_moves_the_index_and_records_the_statement_together(
+        table, apigw_event, lambda_context):
+    member_id = join("consent-recorded")
+    tag_service.put_tag(member_id, "milk_powder")
+    for granted in (False, False, True):
+        response = members_handler.handler(apigw_event(
+            "PATCH", "/v1/members/me", {"marketingConsent": granted},
+            sub="consent-recorded"), lambda_context)
+        assert response["statusCode"] == 200
+    assert [r.granted for r in sorted(consent_records(member_id), key=lambda r: r.at)] == [
+        False, False, True]  # every statement, a repeated one too
+    assert segment_ids("milk_powder") == [member_id]
+    assert_index_matches(member_id)
+
+
+def test_a_birthday_sent_with_a_consent_change_is_still_set_once(table, apigw_event,
+                                                                 lambda_context):
+    member_id = join("consent-birthday")
+    member_service.edit_profile("consent-birthday", ProfileUpdate(birthday="1990-05-01"))
+    response = members_handler.handler(apigw_event(
+        "PATCH", "/v1/members/me", {"marketingConsent": False, "birthday": "1991-06-02"},
+        sub="consent-birthday"), lambda_context)
+    assert response["statusCode"] == 409
+    assert json.loads(response["body"])["code"] == "birthday_already_set"
+    member = tag_store.read_member(member_id)
+    assert (member.birthday, member.marketing_consent) == ("1990-05-01", True)
+    assert consent_records(member_id) == []
+
+
+def test_closure_removes_the_tags_their_index_items_and_the_order_aggregates(
+        table, apigw_event, lambda_context):
+    from membership.handlers import privacy
+
+    member_id = join("closing-tagged")
+    tag_service.put_tag(member_id, "milk_powder")
+    response = privacy.handler(apigw_event("DELETE", "/v1/members/me", sub="closing-tagged"),
+                               lambda_context)
+    assert response["statusCode"] == 200, response["body"]
+    member = tag_store.read_member(member_id)
+    assert member.status == "closed" and member.tags == {}
+    assert list(tag_store.member_tags(member_id)) == []
+    assert segment_ids("milk_powder") == [] and segment_ids("new_member") == []
+
+
+def test_a_closed_member_gains_no_rule_tag_from_the_settlement_scan(table):
+    from membership.domain.program import default_program
+    from membership.domain.tags import evaluate, facts_of
+
+    member_id = join("closed-no-rules")
+    member = tag_store.read_member(member_id).model_copy(update={"status": "closed",
+                                                                 "tags": {}})
+    assert evaluate(facts_of(member), default_program(), datetime.now(UTC)) == {}
