@@ -22,6 +22,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_settlements",
     "membership.handlers.checkins",
     "membership.handlers.tasks",
+    "membership.handlers.coupons",
 )
 EVERY_ROUTE_ERRORS = {
     400: "Malformed request (refused text in a parameter, a body that is not valid JSON)",

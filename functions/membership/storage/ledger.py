@@ -61,6 +61,7 @@ class ExtraItem:
     model: Model
     condition: object | None
     on_condition_failed: Callable[[], Exception]
+    actions: list | None = None  # an update of these attributes instead of a whole put
 
 
 def read_live_range(member_id: str) -> LedgerState:
@@ -163,8 +164,12 @@ def commit(posting: Posting, *, new_member: bool = False,
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
             plan.append(("hold_record", None))
     for item in extra:
-        t.save(item.model, condition=item.condition)
-        plan.append(("extra", item.on_condition_failed))
+        if item.actions is not None:
+            t.update(item.model, actions=item.actions, condition=item.condition)
+            update_plan.append(("extra", item.on_condition_failed))
+        else:
+            t.save(item.model, condition=item.condition)
+            plan.append(("extra", item.on_condition_failed))
     plan = delete_plan + plan + update_plan
     if len(plan) > MAX_TRANSACTION_ITEMS:
         raise PostingTooLarge(f"{len(plan)} items do not fit one transaction", items=len(plan))

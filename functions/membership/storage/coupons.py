@@ -1,0 +1,421 @@
+"""Coupon templates, their stock shards, members' coupons and per-member counters.
+
+PK                      SK                        item
+COUPONTPL#<templateId>  TEMPLATE                  the template's spec and version
+COUPONTPL#<templateId>  SHARD#<nn>                a stock shard: stock, remaining, issued,
+                                                  redeemed, paused (a copy of the template's)
+MEMBER#<id>             COUPON#<couponId>         a member's coupon (terms copied at issue)
+MEMBER#<id>             COUPONCOUNT#<templateId>  how many of a template the member was issued
+
+One Query of the template's partition reads the template and every shard. A claim is one
+TransactWriteItems: the coupon (must not exist), one shard (`remaining > 0`, not paused),
+the member's counter (below `perMemberLimit`), the member (must exist) and the guard.
+Coupons sort before `HOLD#`, outside the ledger's live range: a posting never reads them.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from membership.domain.coupons import (
+    Coupon,
+    CouponLimitReached,
+    CouponTemplateExists,
+    CouponTemplateNotFound,
+    CouponTerms,
+    Shard,
+    Template,
+    TemplateSpec,
+    pick_shard,
+    stock_split,
+)
+from membership.domain.ledger import PayloadMismatch
+from membership.errors import DomainError, MemberNotFound, Unavailable
+from membership.storage.ledger import RETRYABLE_CODES, ExtraItem, read_guard
+from membership.storage.models import GuardItem, MemberItem, TimeAttribute, member_pk
+from membership.storage.table import Retry, TableModel, connection, with_retries
+
+
+def template_pk(template_id: str) -> str:
+    return f"COUPONTPL#{template_id}"
+
+
+class CouponTemplateItem(TableModel):
+    document = UnicodeAttribute()  # the spec as JSON (stock: the figure at creation)
+    created_at = TimeAttribute(attr_name="createdAt")
+    version = NumberAttribute(default=0)
+    shards = NumberAttribute()
+
+    @staticmethod
+    def key(template_id: str) -> tuple[str, str]:
+        return template_pk(template_id), "TEMPLATE"
+
+    @classmethod
+    def from_domain(cls, t: Template) -> CouponTemplateItem:
+        return cls(*cls.key(t.template_id), document=t.spec.model_dump_json(by_alias=True),
+                   created_at=t.created_at, version=t.version, shards=t.shards)
+
+    def to_domain(self) -> Template:
+        return Template(spec=TemplateSpec.model_validate_json(self.document),
+                        created_at=self.created_at, version=int(self.version),
+                        shards=int(self.shards))
+
+
+class CouponShardItem(TableModel):
+    stock = NumberAttribute()
+    remaining = NumberAttribute()
+    issued = NumberAttribute(default=0)
+    redeemed = NumberAttribute(default=0)
+    paused = BooleanAttribute(default=False)
+
+    @staticmethod
+    def key(template_id: str, index: int) -> tuple[str, str]:
+        return template_pk(template_id), f"SHARD#{index:02d}"
+
+    def to_domain(self) -> Shard:
+        return Shard(index=int(self.SK.removeprefix("SHARD#")), stock=int(self.stock),
+                     remaining=int(self.remaining), issued=int(self.issued or 0),
+                     redeemed=int(self.redeemed or 0), paused=bool(self.paused))
+
+
+class CouponItem(TableModel):
+    coupon_id = UnicodeAttribute(attr_name="couponId")
+    member_id = UnicodeAttribute(attr_name="memberId")
+    template_id = UnicodeAttribute(attr_name="templateId")
+    terms = UnicodeAttribute()  # JSON of CouponTerms
+    shard = NumberAttribute()
+    source = UnicodeAttribute()
+    status = UnicodeAttribute()
+    issued_at = TimeAttribute(attr_name="issuedAt")
+    valid_from = TimeAttribute(attr_name="validFrom")
+    valid_until = TimeAttribute(attr_name="validUntil")
+    order_id = UnicodeAttribute(attr_name="orderId", null=True)
+    used_at = TimeAttribute(attr_name="usedAt", null=True)
+    program_id = UnicodeAttribute(attr_name="programId", default="default")
+    version = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(member_id: str, coupon_id: str) -> tuple[str, str]:
+        return member_pk(member_id), f"COUPON#{coupon_id}"
+
+    @classmethod
+    def from_domain(cls, c: Coupon) -> CouponItem:
+        fields = c.model_dump(exclude={"terms"})
+        return cls(*cls.key(c.member_id, c.coupon_id),
+                   terms=c.terms.model_dump_json(by_alias=True), **fields)
+
+    def to_domain(self) -> Coupon:
+        return Coupon(
+            coupon_id=self.coupon_id, member_id=self.member_id, template_id=self.template_id,
+            terms=CouponTerms.model_validate_json(self.terms), shard=int(self.shard),
+            source=self.source, status=self.status, issued_at=self.issued_at,
+            valid_from=self.valid_from, valid_until=self.valid_until, order_id=self.order_id,
+            used_at=self.used_at, version=int(self.version))
+
+
+class CouponCountItem(TableModel):
+    issued = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(member_id: str, template_id: str) -> tuple[str, str]:
+        return member_pk(member_id), f"COUPONCOUNT#{template_id}"
+
+
+# ---- templates ----------------------------------------------------------------------
+
+def read_template(template_id: str) -> tuple[Template, list[Shard]]:
+    """The template and its shards: one strongly consistent Query."""
+    conn = CouponTemplateItem._get_connection()
+    template, shards, last = None, [], None
+    while True:
+        page = conn.query(template_pk(template_id), consistent_read=True,
+                          exclusive_start_key=last)
+        for raw in page.get("Items", []):
+            sk = raw["SK"]["S"]
+            if sk == "TEMPLATE":
+                template = CouponTemplateItem.from_raw_data(raw).to_domain()
+            elif sk.startswith("SHARD#"):
+                shards.append(CouponShardItem.from_raw_data(raw).to_domain())
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            break
+    if template is None:
+        raise CouponTemplateNotFound(f"no coupon template {template_id}",
+                                     templateId=template_id)
+    return template, sorted(shards, key=lambda s: s.index)
+
+
+def create_template(template: Template) -> None:
+    """The template and its shards, in one transaction; refused if the id is taken."""
+    t = TransactWrite(connection=connection())
+    t.save(CouponTemplateItem.from_domain(template),
+           condition=CouponTemplateItem.PK.does_not_exist())
+    for index, stock in enumerate(stock_split(template.spec.stock, template.shards)):
+        t.save(CouponShardItem(*CouponShardItem.key(template.template_id, index), stock=stock,
+                               remaining=stock, issued=0, redeemed=0,
+                               paused=template.spec.paused),
+               condition=CouponShardItem.PK.does_not_exist())
+    try:
+        t._commit()
+    except TransactWriteError as exc:
+        codes = [r.code if r else None for r in exc.cancellation_reasons or []]
+        if "ConditionalCheckFailed" in codes:
+            raise CouponTemplateExists(f"coupon template {template.template_id} exists",
+                                       templateId=template.template_id) from None
+        raise Unavailable("the coupon template could not be written; try again") from None
+
+
+def update_template(before: Template, spec: TemplateSpec, shard_deltas: dict[int, int],
+                    shards: list[Shard], pause_changed: bool) -> Template:
+    """New spec (version-checked), stock deltas per shard (a cut only from remaining), and
+    the paused flag copied onto every shard: one transaction."""
+    after = before.model_copy(update={"spec": spec, "version": before.version + 1})
+    t = TransactWrite(connection=connection())
+    t.update(CouponTemplateItem(*CouponTemplateItem.key(before.template_id)),
+             actions=[CouponTemplateItem.document.set(spec.model_dump_json(by_alias=True)),
+                      CouponTemplateItem.version.set(after.version)],
+             condition=CouponTemplateItem.version == before.version)
+    for shard in shards:
+        delta = shard_deltas.get(shard.index, 0)
+        if not delta and not pause_changed:
+            continue
+        actions = []
+        condition = CouponShardItem.PK.exists()
+        if delta:
+            actions += [CouponShardItem.stock.add(delta), CouponShardItem.remaining.add(delta)]
+            if delta < 0:
+                condition &= CouponShardItem.remaining >= -delta
+        if pause_changed:
+            actions.append(CouponShardItem.paused.set(spec.paused))
+        t.update(CouponShardItem(*CouponShardItem.key(before.template_id, shard.index)),
+                 actions=actions, condition=condition)
+    try:
+        t._commit()
+    except TransactWriteError:
+        # A claim took stock meanwhile or another edit moved the version: plan again.
+        raise Retry() from None
+    return after
+
+
+# ---- claims -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    result: dict
+    replayed: bool
+
+
+def issue_items(coupon: Coupon, limit: int) -> tuple[ExtraItem, ...]:
+    """The items that issue `coupon`: itself, its shard's decrement, the member's counter.
+
+    Used by claims and by postings that issue coupons (gift packs), so every issue keeps
+    the stock and the per-member limit exact.
+    """
+    shard = CouponShardItem(*CouponShardItem.key(coupon.template_id, coupon.shard))
+    counter = CouponCountItem(*CouponCountItem.key(coupon.member_id, coupon.template_id))
+    template_id = coupon.template_id
+    return (
+        ExtraItem(model=CouponItem.from_domain(coupon),
+                  condition=CouponItem.PK.does_not_exist(), on_condition_failed=Retry),
+        ExtraItem(model=shard,
+                  actions=[CouponShardItem.remaining.add(-1), CouponShardItem.issued.add(1)],
+                  condition=(CouponShardItem.remaining > 0) & (CouponShardItem.paused == False),  # noqa: E712
+                  on_condition_failed=lambda: ShardEmpty(template_id, coupon.shard)),
+        ExtraItem(model=counter, actions=[CouponCountItem.issued.add(1)],
+                  condition=(CouponCountItem.issued.does_not_exist()
+                             | (CouponCountItem.issued < limit)),
+                  on_condition_failed=lambda: CouponLimitReached(
+                      f"the member holds the most coupons of {template_id} allowed",
+                      templateId=template_id, perMemberLimit=limit)),
+    )
+
+
+class ShardEmpty(Exception):
+    """The shard chosen ran dry (or was paused) between the read and the write."""
+
+    def __init__(self, template_id: str, index: int) -> None:
+        super().__init__(f"{template_id} shard {index} is empty")
+        self.template_id, self.index = template_id, index
+
+
+def commit_claim(coupon: Coupon, limit: int, source_key: str, payload: str, result: dict,
+                 events: list[dict]) -> None:
+    """One TransactWriteItems: member check, guard, coupon, shard, counter."""
+    t = TransactWrite(connection=connection())
+    plan: list[tuple[str, Callable[[], Exception] | None]] = []
+    t.condition_check(MemberItem, *MemberItem.key(coupon.member_id),
+                      condition=MemberItem.PK.exists())
+    checks = [("member", lambda: MemberNotFound("no member for this subject; sign up first"))]
+    t.save(GuardItem(*GuardItem.key(source_key), source_type="coupon.claim",
+                     member_id=coupon.member_id, created_at=coupon.issued_at,
+                     result=json.dumps(result, sort_keys=True, default=str),
+                     outbox=[{"detailType": e["detailType"],
+                              "detail": json.dumps(e["detail"], sort_keys=True)}
+                             for e in events] or None,
+                     payload_hash=payload),
+           condition=GuardItem.PK.does_not_exist())
+    puts: list[tuple[str, Callable[[], Exception] | None]] = [("guard", None)]
+    updates: list[tuple[str, Callable[[], Exception] | None]] = []
+    for item in issue_items(coupon, limit):
+        if item.actions is not None:
+            t.update(item.model, actions=item.actions, condition=item.condition)
+            updates.append(("extra", item.on_condition_failed))
+        else:
+            t.save(item.model, condition=item.condition)
+            puts.append(("extra", item.on_condition_failed))
+    plan = checks + puts + updates
+    try:
+        t._commit()
+    except TransactWriteError as exc:
+        if exc.cause_response_code != "TransactionCanceledException":
+            if exc.cause_response_code in RETRYABLE_CODES:
+                raise Retry() from None
+            raise
+        codes = [r.code if r else None for r in exc.cancellation_reasons or []]
+        if any(c in RETRYABLE_CODES for c in codes if c):
+            raise Retry() from None
+        for (kind, on_failed), code in zip(plan, codes):
+            if code != "ConditionalCheckFailed":
+                continue
+            if kind == "guard":
+                raise AlreadyClaimed() from None
+            if on_failed is not None:
+                raise on_failed() from None
+        raise Retry() from None
+
+
+class AlreadyClaimed(Exception):
+    """The guard exists: this Idempotency-Key was used before."""
+
+
+def claim(template_id: str, member_id: str, source_key: str, payload: str,
+          check: Callable[[Template], None],
+          make: Callable[[Template, list[Shard], Shard], tuple[Coupon, int, dict, list[dict]]],
+          ) -> ClaimOutcome:
+    """Read the template (one Query), pick a shard with stock, commit; retry on a conflict
+    or a shard that ran dry (re-reading, so an empty template ends as out of stock)."""
+    rng = random.Random()
+
+    def attempt() -> ClaimOutcome:
+        template, shards = read_template(template_id)
+        try:
+            check(template)
+            shard = pick_shard(shards, rng.randrange(1 << 30))
+        except DomainError:
+            # A refusal may answer a retry whose first attempt took the last coupon.
+            replay = _replay(source_key, payload)
+            if replay is not None:
+                return replay
+            raise
+        coupon, limit, result, events = make(template, shards, shard)
+        try:
+            commit_claim(coupon, limit, source_key, payload, result, events)
+        except AlreadyClaimed:
+            replay = _replay(source_key, payload)
+            if replay is None:
+                raise Retry() from None
+            return replay
+        except ShardEmpty:
+            raise Retry() from None
+        except CouponLimitReached:
+            replay = _replay(source_key, payload)
+            if replay is not None:
+                return replay
+            raise
+        return ClaimOutcome(result=result, replayed=False)
+
+    return with_retries(attempt, lambda: Unavailable(
+        "coupon stock stayed busy; try again", templateId=template_id))
+
+
+def _replay(source_key: str, payload: str) -> ClaimOutcome | None:
+    guard = read_guard(source_key)
+    if guard is None:
+        return None
+    if guard.payload_hash and guard.payload_hash != payload:
+        raise PayloadMismatch("this Idempotency-Key was used to claim another template; "
+                              "use a new key")
+    return ClaimOutcome(result=guard.result_dict(), replayed=True)
+
+
+# ---- members' coupons ---------------------------------------------------------------
+
+def coupons_page(member_id: str, limit: int, cursor: dict | None, *,
+                 status_filter=None) -> tuple[list[Coupon], dict | None]:
+    """A page of the member's coupons, newest first; `status_filter` narrows them
+    (a FilterExpression: a page may hold fewer than `limit`, the cursor goes on)."""
+    kwargs = {}
+    if status_filter is not None:
+        kwargs["filter_condition"] = status_filter
+    results = CouponItem.query(member_pk(member_id), CouponItem.SK.startswith("COUPON#"),
+                               scan_index_forward=False, limit=limit, page_size=limit,
+                               last_evaluated_key=cursor, **kwargs)
+    coupons = [item.to_domain() for item in results]
+    return coupons, results.last_evaluated_key
+
+
+def member_coupons(member_id: str) -> list[Coupon]:
+    """Every coupon a member holds that is not used (a checkout's one Query)."""
+    return [item.to_domain() for item in CouponItem.query(
+        member_pk(member_id), CouponItem.SK.startswith("COUPON#"), consistent_read=True,
+        filter_condition=CouponItem.status != "used")]
+
+
+def get_coupon(member_id: str, coupon_id: str) -> Coupon | None:
+    try:
+        return CouponItem.get(*CouponItem.key(member_id, coupon_id),
+                              consistent_read=True).to_domain()
+    except CouponItem.DoesNotExist:
+        return None
+
+
+def get_coupons(member_id: str, coupon_ids: list[str]) -> dict[str, Coupon]:
+    """The named coupons of a member (one BatchGetItem)."""
+    if not coupon_ids:
+        return {}
+    keys = [CouponItem.key(member_id, cid) for cid in coupon_ids]
+    return {item.coupon_id: item.to_domain()
+            for item in CouponItem.batch_get(keys, consistent_read=True)}
+
+
+def transition(before: Coupon, after: Coupon, on_failed: Callable[[], Exception]) -> ExtraItem:
+    """A coupon's status change inside a posting: only from the state the posting read."""
+    actions = [CouponItem.status.set(after.status), CouponItem.version.set(after.version)]
+    actions.append(CouponItem.order_id.set(after.order_id) if after.order_id
+                   else CouponItem.order_id.remove())
+    actions.append(CouponItem.used_at.set(after.used_at) if after.used_at
+                   else CouponItem.used_at.remove())
+    return ExtraItem(model=CouponItem(*CouponItem.key(before.member_id, before.coupon_id)),
+                     actions=actions,
+                     condition=(CouponItem.version == before.version)
+                     & (CouponItem.status == before.status),
+                     on_condition_failed=on_failed)
+
+
+def redeemed_counter(coupon: Coupon, delta: int) -> ExtraItem:
+    """The template's redeemed count, on the shard the coupon was issued from."""
+    return ExtraItem(model=CouponShardItem(*CouponShardItem.key(coupon.template_id,
+                                                                coupon.shard)),
+                     actions=[CouponShardItem.redeemed.add(delta)],
+                     condition=CouponShardItem.PK.exists(), on_condition_failed=Retry)
+
+
+def seed_default_templates(now: datetime) -> list[str]:
+    """Store the default program's templates that are not there yet; the ids written."""
+    from membership.domain.coupons import default_templates
+
+    written = []
+    for spec in default_templates():
+        try:
+            create_template(Template(spec=spec, created_at=now))
+        except CouponTemplateExists:
+            continue
+        written.append(spec.template_id)
+    return written
