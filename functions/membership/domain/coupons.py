@@ -470,12 +470,12 @@ def _allocate(total: int, weights: list[int]) -> list[int]:
 
 
 def discount_of(coupon: Coupon, lines: list[LineAmount], left: list[int], *,
-                store_id: str | None, now: datetime) -> CouponDiscount:
+                store_id: str | None, now: datetime | None) -> CouponDiscount:
     """One coupon on lines whose amounts after the tier discount are `lines[i].amount` and
     of which `left[i]` is still payable (after earlier coupons). Raises when it does not
-    apply."""
+    apply. `now` None: the window was checked already (the coupon is held by the order)."""
     terms, cid = coupon.terms, coupon.coupon_id
-    if not coupon.in_window(now):
+    if now is not None and not coupon.in_window(now):
         raise not_applicable(cid, "window", f"coupon {cid} is valid from "
                              f"{calendar.iso(coupon.valid_from)} to "
                              f"{calendar.iso(coupon.valid_until)}")
@@ -522,12 +522,13 @@ def check_usable(coupon: Coupon | None, coupon_id: str, member_id: str, now: dat
         return coupon
     if status in ("held", "used"):
         raise CouponInUse(f"coupon {coupon_id} is {status} by another order",
-                          couponId=coupon_id, reason="status", status=status)
-    raise not_applicable(coupon_id, "status", f"coupon {coupon_id} is {status}", status=status)
+                          couponId=coupon_id, reason="status", couponStatus=status)
+    raise not_applicable(coupon_id, "status", f"coupon {coupon_id} is {status}",
+                         couponStatus=status)
 
 
 def apply_coupons(coupons: list[Coupon], lines: list[LineAmount], *, store_id: str | None,
-                  now: datetime) -> list[CouponDiscount]:
+                  now: datetime | None) -> list[CouponDiscount]:
     """Every coupon in order (the non-stackable one first), each on what is left."""
     if len({c.coupon_id for c in coupons}) != len(coupons):
         raise InvalidRequest("a coupon is named twice")

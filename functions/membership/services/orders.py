@@ -55,11 +55,12 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
     made: dict[str, Settlement] = {}
 
     def build(state):
+        coupons = _coupons_of(event, state)
         builder = PostingBuilder(state, program, source_key=source_key,
                                  source_type="order.paid", reason="order_paid",
                                  actor="orders", now=now, effective_at=event.paid_at)
         made["settlement"] = checkout.settle_paid(builder, event, program,
-                                                  upgrade_if_qualified)
+                                                  upgrade_if_qualified, coupons)
         return builder.build()
 
     def extra(_posting):
@@ -69,6 +70,20 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
 
     return ledger.post(event.member_id, source_key, build, extra,
                        payload_hash=payload_hash(event))
+
+
+def _coupons_of(event: OrderPaid, state) -> dict:
+    """The order's coupons and those its open hold locked: one BatchGetItem, or none."""
+    ids = set(event.coupon_ids)
+    hold_id = checkout.hold_id_for(event.order_id)
+    for hold in state.holds:
+        if hold.hold_id == hold_id:
+            ids.update(c.coupon_id for c in hold.coupons)
+    if not ids:
+        return {}
+    from membership.storage import coupons as coupon_store
+
+    return coupon_store.get_coupons(event.member_id, sorted(ids))
 
 
 class _NothingToRelease(DomainError):

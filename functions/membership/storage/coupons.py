@@ -26,6 +26,7 @@ from pynamodb.transactions import TransactWrite
 
 from membership.domain.coupons import (
     Coupon,
+    CouponInUse,
     CouponLimitReached,
     CouponTemplateExists,
     CouponTemplateNotFound,
@@ -36,7 +37,7 @@ from membership.domain.coupons import (
     pick_shard,
     stock_split,
 )
-from membership.domain.ledger import PayloadMismatch
+from membership.domain.ledger import CouponMove, PayloadMismatch
 from membership.errors import DomainError, MemberNotFound, Unavailable
 from membership.storage.ledger import RETRYABLE_CODES, ExtraItem, read_guard
 from membership.storage.models import GuardItem, MemberItem, TimeAttribute, member_pk
@@ -385,26 +386,38 @@ def get_coupons(member_id: str, coupon_ids: list[str]) -> dict[str, Coupon]:
             for item in CouponItem.batch_get(keys, consistent_read=True)}
 
 
-def transition(before: Coupon, after: Coupon, on_failed: Callable[[], Exception]) -> ExtraItem:
-    """A coupon's status change inside a posting: only from the state the posting read."""
-    actions = [CouponItem.status.set(after.status), CouponItem.version.set(after.version)]
-    actions.append(CouponItem.order_id.set(after.order_id) if after.order_id
-                   else CouponItem.order_id.remove())
-    actions.append(CouponItem.used_at.set(after.used_at) if after.used_at
-                   else CouponItem.used_at.remove())
-    return ExtraItem(model=CouponItem(*CouponItem.key(before.member_id, before.coupon_id)),
-                     actions=actions,
-                     condition=(CouponItem.version == before.version)
-                     & (CouponItem.status == before.status),
-                     on_condition_failed=on_failed)
-
-
-def redeemed_counter(coupon: Coupon, delta: int) -> ExtraItem:
-    """The template's redeemed count, on the shard the coupon was issued from."""
-    return ExtraItem(model=CouponShardItem(*CouponShardItem.key(coupon.template_id,
-                                                                coupon.shard)),
-                     actions=[CouponShardItem.redeemed.add(delta)],
-                     condition=CouponShardItem.PK.exists(), on_condition_failed=Retry)
+def move_items(member_id: str, move: CouponMove, now: datetime) -> tuple[ExtraItem, ...]:
+    """A posting's coupon move: the coupon's conditional update, and the template's
+    redeemed count when a coupon becomes used (+1) or a used one comes back (-1)."""
+    c = move.coupon
+    actions = [CouponItem.status.set(move.to_status), CouponItem.version.add(1)]
+    condition = CouponItem.status == move.from_status
+    if move.from_status != "available":
+        condition &= CouponItem.order_id == move.order_id
+    if move.to_status == "available":
+        actions += [CouponItem.order_id.remove(), CouponItem.used_at.remove()]
+    else:
+        actions.append(CouponItem.order_id.set(move.order_id))
+    if move.to_status == "used":
+        actions.append(CouponItem.used_at.set(now))
+    if move.from_status == "available" and move.to_status == "held":
+        on_failed = lambda: CouponInUse(  # noqa: E731
+            f"coupon {c.coupon_id} is held or used by another order", couponId=c.coupon_id,
+            reason="status")
+    else:
+        on_failed = lambda: CouponInUse(  # noqa: E731
+            f"coupon {c.coupon_id} changed under this order", couponId=c.coupon_id,
+            reason="status")
+    items = [ExtraItem(model=CouponItem(*CouponItem.key(member_id, c.coupon_id)),
+                       actions=actions, condition=condition & CouponItem.PK.exists(),
+                       on_condition_failed=on_failed)]
+    delta = (1 if move.to_status == "used" else 0) - (1 if move.from_status == "used" else 0)
+    if delta:
+        items.append(ExtraItem(
+            model=CouponShardItem(*CouponShardItem.key(c.template_id, c.shard)),
+            actions=[CouponShardItem.redeemed.add(delta)],
+            condition=CouponShardItem.PK.exists(), on_condition_failed=Retry))
+    return tuple(items)
 
 
 def seed_default_templates(now: datetime) -> list[str]:

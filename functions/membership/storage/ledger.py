@@ -163,6 +163,11 @@ def commit(posting: Posting, *, new_member: bool = False,
             delete_plan.append(("hold", None))
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
             plan.append(("hold_record", None))
+    if posting.coupons:
+        from membership.storage.coupons import move_items
+
+        extra = (*(i for move in posting.coupons
+                   for i in move_items(posting.member.member_id, move, now)), *extra)
     for item in extra:
         if item.actions is not None:
             t.update(item.model, actions=item.actions, condition=item.condition)
