@@ -423,6 +423,15 @@ def coupon_view(coupon: Coupon, now: datetime, tz: str) -> dict:
     ).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def issued_event(coupon: Coupon, tz: str) -> dict:
+    """The detail of `coupon.issued` (events/schemas/coupon.issued.json)."""
+    return {"couponId": coupon.coupon_id, "memberId": coupon.member_id,
+            "templateId": coupon.template_id, "source": coupon.source,
+            "validFrom": calendar.wire(coupon.valid_from, tz),
+            "validUntil": calendar.wire(coupon.valid_until, tz),
+            "issuedAt": calendar.wire(coupon.issued_at, tz)}
+
+
 def claim_source_key(member_id: str, idempotency_key: str) -> str:
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
     return f"coupon.claim:{member_id}:{digest}"

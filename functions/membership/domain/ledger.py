@@ -164,6 +164,16 @@ class CouponMove(Frozen):
     order_id: str | None = None
 
 
+class CouponIssue(Frozen):
+    """A gift pack's coupons to issue with a posting: storage reads the template's stock
+    when it commits, and a template that ran out (or is paused, missing, or at the
+    member's limit) is reported in the result without blocking the rest."""
+
+    template_id: str
+    quantity: int
+    source: str
+
+
 class Hold(Frozen):
     hold_id: str
     member_id: str
@@ -216,6 +226,7 @@ class Posting(Frozen):
     result: dict = Field(default_factory=dict)
     created_at: datetime
     coupons: tuple[CouponMove, ...] = ()
+    coupon_issues: tuple[CouponIssue, ...] = ()
     payload_hash: str | None = None  # kept on the guard: a replay must carry the same payload
 
 
@@ -275,6 +286,7 @@ class PostingBuilder:
         self._events: list[OutboundEvent] = []
         self._extra_guards: list[str] = []
         self._coupon_moves: dict[str, CouponMove] = {}
+        self._coupon_issues: list[CouponIssue] = []
         self._lots_fully_known = True
         self.result: dict = {}
 
@@ -745,6 +757,12 @@ class PostingBuilder:
         self._coupon_moves[coupon.coupon_id] = CouponMove(
             coupon=coupon, from_status=from_status, to_status=to_status, order_id=order_id)
 
+    def issue_coupons(self, template_id: str, quantity: int, *, source: str) -> None:
+        """A gift pack's coupons, issued in this posting's transaction (see CouponIssue)."""
+        if quantity > 0:
+            self._coupon_issues.append(CouponIssue(template_id=template_id, quantity=quantity,
+                                                   source=source))
+
     def coupon_moves(self) -> tuple[CouponMove, ...]:
         return tuple(self._coupon_moves.values())
 
@@ -829,7 +847,7 @@ class PostingBuilder:
             member_before=self._before, member=member, entries=tuple(self._entries),
             lots=tuple(lot_changes), holds=tuple(hold_changes), events=tuple(self._events),
             extra_guards=tuple(self._extra_guards), result=self.result, created_at=self.now,
-            coupons=self.coupon_moves(),
+            coupons=self.coupon_moves(), coupon_issues=tuple(self._coupon_issues),
         )
 
     def _refresh_next_expiry(self) -> None:

@@ -11,10 +11,8 @@ import base64
 import json
 from datetime import UTC, datetime
 
-from membership.domain import calendar
 from membership.domain.coupons import (
     ClaimRequest,
-    Coupon,
     CouponPage,
     Shard,
     Template,
@@ -25,6 +23,7 @@ from membership.domain.coupons import (
     claim_source_key,
     coupon_view,
     issue,
+    issued_event,
     patched,
     stock_change,
     template_view,
@@ -96,19 +95,10 @@ def claim(subject: str, idempotency_key: str, request: ClaimRequest,
         coupon = issue(template, member_id, shard=shard.index, source="claim",
                        source_key=source_key, now=now, tz=tz)
         view = coupon_view(coupon, now, tz)
-        events = [issued_event(coupon, "claim", tz)]
+        events = [{"detailType": "coupon.issued", "detail": issued_event(coupon, tz)}]
         return coupon, template.spec.per_member_limit, view, events
 
     return store.claim(request.template_id, member_id, source_key, payload, check, make)
-
-
-def issued_event(coupon: Coupon, source: str, tz: str) -> dict:
-    return {"detailType": "coupon.issued", "detail": {
-        "couponId": coupon.coupon_id, "memberId": coupon.member_id,
-        "templateId": coupon.template_id, "source": source,
-        "validFrom": calendar.wire(coupon.valid_from, tz),
-        "validUntil": calendar.wire(coupon.valid_until, tz),
-        "issuedAt": calendar.wire(coupon.issued_at, tz)}}
 
 
 # ---- the wallet ---------------------------------------------------------------------

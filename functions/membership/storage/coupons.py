@@ -34,10 +34,12 @@ from membership.domain.coupons import (
     Shard,
     Template,
     TemplateSpec,
+    issue,
+    issued_event,
     pick_shard,
     stock_split,
 )
-from membership.domain.ledger import CouponMove, PayloadMismatch
+from membership.domain.ledger import CouponMove, OutboundEvent, PayloadMismatch, Posting
 from membership.errors import DomainError, MemberNotFound, Unavailable
 from membership.storage.ledger import RETRYABLE_CODES, ExtraItem, read_guard
 from membership.storage.models import GuardItem, MemberItem, TimeAttribute, member_pk
@@ -213,29 +215,42 @@ class ClaimOutcome:
     replayed: bool
 
 
-def issue_items(coupon: Coupon, limit: int) -> tuple[ExtraItem, ...]:
-    """The items that issue `coupon`: itself, its shard's decrement, the member's counter.
+def issue_items(coupons: list[Coupon], limit: int,
+                on_limit: Callable[[], Exception] | None = None) -> tuple[ExtraItem, ...]:
+    """The items that issue `coupons` (one template, one member): each coupon, each shard's
+    decrement by what it gives (`remaining >= k`, not paused), and the member's counter
+    (`issued + n <= perMemberLimit`). One update per item, so a transaction stays valid.
 
-    Used by claims and by postings that issue coupons (gift packs), so every issue keeps
-    the stock and the per-member limit exact.
+    Used by claims and by postings that issue coupons (gift packs): every issue keeps the
+    stock and the per-member limit exact.
     """
-    shard = CouponShardItem(*CouponShardItem.key(coupon.template_id, coupon.shard))
-    counter = CouponCountItem(*CouponCountItem.key(coupon.member_id, coupon.template_id))
-    template_id = coupon.template_id
-    return (
-        ExtraItem(model=CouponItem.from_domain(coupon),
-                  condition=CouponItem.PK.does_not_exist(), on_condition_failed=Retry),
-        ExtraItem(model=shard,
-                  actions=[CouponShardItem.remaining.add(-1), CouponShardItem.issued.add(1)],
-                  condition=(CouponShardItem.remaining > 0) & (CouponShardItem.paused == False),  # noqa: E712
-                  on_condition_failed=lambda: ShardEmpty(template_id, coupon.shard)),
-        ExtraItem(model=counter, actions=[CouponCountItem.issued.add(1)],
-                  condition=(CouponCountItem.issued.does_not_exist()
-                             | (CouponCountItem.issued < limit)),
-                  on_condition_failed=lambda: CouponLimitReached(
-                      f"the member holds the most coupons of {template_id} allowed",
-                      templateId=template_id, perMemberLimit=limit)),
-    )
+    first = coupons[0]
+    template_id, member_id, n = first.template_id, first.member_id, len(coupons)
+    items = [ExtraItem(model=CouponItem.from_domain(c), condition=CouponItem.PK.does_not_exist(),
+                       on_condition_failed=Retry) for c in coupons]
+    per_shard: dict[int, int] = {}
+    for c in coupons:
+        per_shard[c.shard] = per_shard.get(c.shard, 0) + 1
+    for index, k in sorted(per_shard.items()):
+        items.append(ExtraItem(
+            model=CouponShardItem(*CouponShardItem.key(template_id, index)),
+            actions=[CouponShardItem.remaining.add(-k), CouponShardItem.issued.add(k)],
+            condition=(CouponShardItem.remaining >= k) & (CouponShardItem.paused == False),  # noqa: E712
+            on_condition_failed=lambda i=index: ShardEmpty(template_id, i)))
+    items.append(ExtraItem(
+        model=CouponCountItem(*CouponCountItem.key(member_id, template_id)),
+        actions=[CouponCountItem.issued.add(n)],
+        condition=_counter_condition(n, limit),
+        on_condition_failed=on_limit or (lambda: CouponLimitReached(
+            f"the member holds the most coupons of {template_id} allowed",
+            templateId=template_id, perMemberLimit=limit))))
+    return tuple(items)
+
+
+def _counter_condition(n: int, limit: int):
+    if n > limit:
+        raise ValueError("more coupons than the per-member limit in one issue")
+    return CouponCountItem.issued.does_not_exist() | (CouponCountItem.issued <= limit - n)
 
 
 class ShardEmpty(Exception):
@@ -264,7 +279,7 @@ def commit_claim(coupon: Coupon, limit: int, source_key: str, payload: str, resu
            condition=GuardItem.PK.does_not_exist())
     puts: list[tuple[str, Callable[[], Exception] | None]] = [("guard", None)]
     updates: list[tuple[str, Callable[[], Exception] | None]] = []
-    for item in issue_items(coupon, limit):
+    for item in issue_items([coupon], limit):
         if item.actions is not None:
             t.update(item.model, actions=item.actions, condition=item.condition)
             updates.append(("extra", item.on_condition_failed))
@@ -418,6 +433,79 @@ def move_items(member_id: str, move: CouponMove, now: datetime) -> tuple[ExtraIt
             actions=[CouponShardItem.redeemed.add(delta)],
             condition=CouponShardItem.PK.exists(), on_condition_failed=Retry))
     return tuple(items)
+
+
+def _issued_to(member_id: str, template_id: str) -> int:
+    try:
+        item = CouponCountItem.get(*CouponCountItem.key(member_id, template_id),
+                                   consistent_read=True)
+    except CouponCountItem.DoesNotExist:
+        return 0
+    return int(item.issued or 0)
+
+
+def resolve_issues(posting: Posting) -> tuple[Posting, tuple[ExtraItem, ...]]:
+    """A posting's gift-pack coupons against their templates (one Query each, and the
+    member's counter): what can be issued becomes items of the posting's transaction; what
+    cannot (template missing, paused, out of stock, the member at its limit) is reported
+    in the result under `giftCoupons.notIssued` and counted by the metric
+    GiftCouponsNotIssued, and never blocks the rest of the posting. A shard that runs dry
+    before the commit fails its condition: the posting is built again and sees it."""
+    from membership.observability import logger, metrics
+    from membership.storage.program import load_program
+
+    tz = load_program().time_zone
+    member_id = posting.member.member_id
+    now = posting.created_at
+    items: list[ExtraItem] = []
+    issued: list[Coupon] = []
+    missed: list[dict] = []
+    for n, grant in enumerate(posting.coupon_issues):
+        try:
+            template, shards = read_template(grant.template_id)
+        except CouponTemplateNotFound:
+            missed.append({"templateId": grant.template_id, "quantity": grant.quantity,
+                           "reason": "template_not_found"})
+            continue
+        spec = template.spec
+        room = spec.per_member_limit - _issued_to(member_id, grant.template_id)
+        left = {s.index: (0 if s.paused else s.remaining) for s in shards}
+        batch: list[Coupon] = []
+        reason = None
+        for i in range(grant.quantity):
+            if spec.paused:
+                reason = "paused"
+                break
+            if len(batch) >= room:
+                reason = "limit_reached"
+                break
+            open_ = [index for index, r in sorted(left.items()) if r > 0]
+            if not open_:
+                reason = "out_of_stock"
+                break
+            # Deterministic per posting, spread over the shards.
+            index = open_[(sum(posting.source_key.encode()) + n + i) % len(open_)]
+            left[index] -= 1
+            batch.append(issue(template, member_id, shard=index, source=grant.source,
+                               source_key=f"{posting.source_key}#{n}#{i}", now=now, tz=tz))
+        if reason is not None:
+            missed.append({"templateId": grant.template_id,
+                           "quantity": grant.quantity - len(batch), "reason": reason})
+        if batch:
+            items += issue_items(batch, spec.per_member_limit, on_limit=Retry)
+            issued += batch
+    if missed:
+        logger.warning("gift-pack coupons not issued", extra={"missed": missed,
+                                                             "source": posting.source_key})
+        metrics.add_metric(name="GiftCouponsNotIssued", unit="Count",
+                           value=sum(m["quantity"] for m in missed))
+    events = [OutboundEvent(detail_type="coupon.issued", detail=issued_event(c, tz))
+              for c in issued]
+    result = {**posting.result, "giftCoupons": {
+        "issued": [{"couponId": c.coupon_id, "templateId": c.template_id} for c in issued],
+        "notIssued": missed}}
+    return posting.model_copy(update={"events": (*posting.events, *events),
+                                      "result": result}), tuple(items)
 
 
 def seed_default_templates(now: datetime) -> list[str]:
