@@ -655,10 +655,11 @@ def settle_coupons(builder: PostingBuilder, event: OrderPaid, program: Program,
                                             event.paid_at, order_id=order_id)
                   for cid in event.coupon_ids]
         for coupon in chosen:
-            if builder.now < coupon.valid_from:
+            if (builder.now < coupon.valid_from
+                    or calendar.utc(event.paid_at) > coupon.valid_until):
                 raise coupon_rules.not_applicable(
                     coupon.coupon_id, "window", f"coupon {coupon.coupon_id} is valid from "
-                    f"{calendar.iso(coupon.valid_from)}")
+                    f"{calendar.iso(coupon.valid_from)} to {calendar.iso(coupon.valid_until)}")
         when = None
     tier_shares, applied = discounts_by_line(
         event.lines, a.discount - a.coupon_discount, chosen, store_id=event.store_id,
