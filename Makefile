@@ -8,12 +8,16 @@ TEST_WORKERS ?= 3
 
 .PHONY: run test bench build lint unit integration e2e clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml layers/payments-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@# Replaced by phonenumberslite, which installs the same module: not both in one venv.
 	$(BIN)/pip uninstall --quiet --yes phonenumbers 2>/dev/null || true
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# python-alipay-sdk without its pyOpenSSL, which botocore imports at every start
+	@# wherever it is installed (docs/cold-start.md); a venv made before keeps none either.
+	$(BIN)/pip install --quiet --no-deps -r layers/payments-nodeps.txt
+	$(BIN)/pip uninstall --quiet --yes pyopenssl 2>/dev/null || true
 	touch $@
 
 node_modules/.installed: package.json

@@ -27,8 +27,10 @@ LINES = [
     {"lineId": "2", "sku": "CAP", "category": "acc", "brand": "acme", "quantity": 1,
      "unitPrice": 5_900},
 ]
-# A month long closed, so that settling it is allowed; its run is created here.
+# A month long closed; its run is created here as the schedule of 1 February 2020 would
+# (only the month that ended last can be settled, relative to the run's own time).
 SETTLED_PERIOD = "2020-01"
+SETTLED_AT = datetime(2020, 2, 1, 0, 5, tzinfo=UTC)
 
 
 def _unique(prefix: str) -> str:
@@ -85,7 +87,7 @@ def seed(count: int) -> dict:
 
     from membership.services import settlement
 
-    settlement.start(SETTLED_PERIOD, enqueue=lambda _messages: None)
+    settlement.start(SETTLED_PERIOD, now=SETTLED_AT, enqueue=lambda _messages: None)
 
     def each(make: Callable[[int], dict]) -> list[dict]:
         return [make(i) for i in range(count)]
@@ -129,7 +131,8 @@ def seed(count: int) -> dict:
                                  "detail": {"S": json.dumps({"memberId": member_id})}}}]}},
                 "SequenceNumber": str(100 + i)}}]})),
         "schedule → start settlement": ("SettlementCoordinatorFunction", each(
-            lambda i: {"period": f"{2001 + i // 12}-{1 + i % 12:02d}"})),
+            # The schedule's own event: each settles the month before its time.
+            lambda i: {"scheduledTime": f"{2001 + i // 12}-{1 + i % 12:02d}-01T00:05:00Z"})),
         "SQS → settle a segment": ("SettlementWorkerFunction", each(lambda i: {"Records": [{
             "messageId": _unique("m"), "body": json.dumps(
                 {"period": SETTLED_PERIOD, "segment": i % 64, "segments": 64})}]})),

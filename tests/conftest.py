@@ -4,6 +4,7 @@ Region and dummy credentials are set at import, before any client exists, so no 
 reach a real AWS account by accident.
 """
 import contextlib
+import json
 import os
 import sys
 import uuid
@@ -154,3 +155,55 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("e2e") is not None or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
+# ---- payment providers (docs/payments.md) ------------------------------------------------
+
+@pytest.fixture(scope="session")
+def provider_keys():
+    """Generated keys of one WeChat Pay merchant and one Alipay app, for the whole session."""
+    from membership_local.fakepay import AlipayKeys, WechatPayKeys
+
+    return WechatPayKeys(), AlipayKeys()
+
+
+@pytest.fixture
+def fake_providers(provider_keys, monkeypatch):
+    """Fake WeChat Pay and Alipay on loopback, their secrets in moto's Secrets Manager, and
+    the settings that point the real verifiers at them. Timeouts are short: a test of a
+    slow provider waits a second, not the production timeout."""
+    from moto import mock_aws
+
+    from membership_local.fakepay import ALIPAY_SECRET, WECHATPAY_SECRET, FakeProviders
+
+    wechatpay, alipay = provider_keys
+    fake = FakeProviders(wechatpay=wechatpay, alipay=alipay).start()
+    fake.delay = 1.5
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("secretsmanager")
+        client.create_secret(Name=WECHATPAY_SECRET, SecretString=json.dumps(wechatpay.secret()))
+        client.create_secret(Name=ALIPAY_SECRET, SecretString=json.dumps(alipay.secret()))
+        for name, value in {"WECHATPAY_SECRET_NAME": WECHATPAY_SECRET,
+                            "ALIPAY_SECRET_NAME": ALIPAY_SECRET,
+                            "PAYMENT_PROVIDER_TIMEOUT_SECONDS": "0.5",
+                            **fake.environment()}.items():
+            monkeypatch.setenv(name, value)
+        _reset_payment_caches()
+        try:
+            yield fake
+        finally:
+            fake.stop()
+            monkeypatch.undo()
+            _reset_payment_caches()
+
+
+def _reset_payment_caches() -> None:
+    reset_membership_caches()
+    aws = sys.modules.get("membership.aws")
+    if aws is not None:  # clients made before moto's mock would bypass it
+        aws.reset()
+    secrets = sys.modules.get("membership.services.payment_secrets")
+    if secrets is not None:
+        secrets.reset()

@@ -47,6 +47,23 @@ class Settings(BaseModel):
     payment_verifier: str = "membership.services.payments.NoPaymentProvider"
     # How long an Idempotency-Key is remembered for its first response.
     idempotency_ttl_seconds: int = 24 * 3600
+    # Bulk grants (docs/operations.md): the queue that fans out chunks of members, the
+    # members per chunk (one SQS message, one progress item), and how many postings a
+    # worker writes at once.
+    grant_queue_url: str = ""
+    grant_chunk_size: int = 100
+    grant_write_concurrency: int = 8
+    # Payment providers (docs/payments.md): the Secrets Manager secret of each (empty: that
+    # provider is not configured), how long a read secret is kept, the providers' API
+    # endpoints, the timeout of one call to them, and how far a notification's signing
+    # time may be from now.
+    wechatpay_secret_name: str = ""
+    alipay_secret_name: str = ""
+    payment_secret_cache_seconds: int = 300
+    wechatpay_endpoint: str = "https://api.mch.weixin.qq.com"
+    alipay_endpoint: str = "https://openapi.alipay.com/gateway.do"
+    payment_provider_timeout_seconds: float = 4.0
+    payment_notification_window_seconds: int = 300
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

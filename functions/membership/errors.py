@@ -38,6 +38,12 @@ class InvalidPhone(InvalidRequest):
     code = "invalid_phone"
 
 
+class Unauthenticated(DomainError):
+    """401: the caller could not be authenticated (e.g. a provider's notification signature)."""
+
+    code = "unauthenticated"
+
+
 class Forbidden(DomainError):
     code = "forbidden"
 
@@ -46,3 +52,15 @@ class Unavailable(DomainError):
     """The store stayed contended or throttled past the retry budget."""
 
     code = "temporarily_unavailable"
+
+
+class PreconditionRequired(DomainError):
+    """A write that must name the version it read (If-Match) did not."""
+
+    code = "precondition_required"
+
+
+class PreconditionFailed(DomainError):
+    """The version a write named is no longer the current one."""
+
+    code = "precondition_failed"

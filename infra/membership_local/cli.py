@@ -46,7 +46,7 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 
 # Subcommands that live in their own modules; importing one registers it.
-COMMAND_MODULES = ("reconcile", "settle", "seed", "eventbus", "sweep")
+COMMAND_MODULES = ("reconcile", "settle", "seed", "eventbus", "sweep", "queues", "fakepay")
 
 
 def _load_command_modules() -> None:
@@ -99,6 +99,8 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-port", type=int, default=3000)
     parser.add_argument("--events-port", type=int, default=3001,
                         help="where handlers send EventBridge calls (the local event bus)")
+    parser.add_argument("--queues-port", type=int, default=3002,
+                        help="where handlers send SQS calls (the local queues)")
     parser.add_argument("--table", default="membership")
     parser.add_argument("--event-bus", default="membership")
     parser.add_argument("--region", default="us-east-1")
@@ -106,6 +108,40 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the ProgramTimeZone parameter, e.g. Pacific/Auckland "
                              "(default: the template's)")
     parser.add_argument("--quiet", action="store_true", help="no access log lines")
+    parser.add_argument("--payment-verifier", choices=["test", "providers"], default="test",
+                        help="what verifies the app's top-ups: 'test-' references (test), or "
+                             "the fake WeChat Pay and Alipay through the real verifiers "
+                             "(providers). Their notifications work either way.")
+    parser.add_argument("--providers-port", type=int, default=0,
+                        help="the fake payment providers' port (default: any free one)")
+    parser.add_argument("--secrets-port", type=int, default=0,
+                        help="the local Secrets Manager's port (default: any free one)")
+
+
+PAYMENT_VERIFIERS = {
+    "test": "membership.services.payments.TestReferenceVerifier",
+    "providers": "membership.services.payment_providers.ProviderVerifier",
+}
+
+
+def _start_payment_providers(args: argparse.Namespace, api_url: str, running: list):
+    """Fake WeChat Pay and Alipay, and a local Secrets Manager holding their merchant
+    secrets; returns (stack entries, environment for the handlers)."""
+    from .dynamodb import free_port
+    from .fakepay import ALIPAY_SECRET, WECHATPAY_SECRET, FakeProviders, LocalSecrets
+
+    fake = FakeProviders(api_url=api_url, port=args.providers_port).start()
+    running.append(fake.stop)
+    secrets = LocalSecrets(args.secrets_port or free_port()).start(
+        {WECHATPAY_SECRET: fake.wechatpay.secret(), ALIPAY_SECRET: fake.alipay.secret()},
+        args.region)
+    running.append(secrets.stop)
+    env = {**fake.environment(), "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.endpoint}
+    refs = {"WechatPaySecretName": WECHATPAY_SECRET, "AlipaySecretName": ALIPAY_SECRET,
+            "PaymentVerifier": PAYMENT_VERIFIERS[args.payment_verifier]}
+    entries = {"fake_providers_url": fake.url, "secrets_endpoint": secrets.endpoint,
+               "payment_verifier": args.payment_verifier}
+    return fake, entries, env, refs
 
 
 @command("up", "start DynamoDB Local, the table, the HTTP gateway and the stream poller",
@@ -113,6 +149,7 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
 def up(args: argparse.Namespace) -> int:
     from .dynamodb import DynamoDBStartError, start_dynamodb
     from .gateway import Gateway, is_loopback
+    from .queues import LocalQueues, queue_refs
     from .runtime import Handlers, apply_environment, lambda_environment
     from .streams import StreamPoller
     from .template import create_table, load_template
@@ -136,13 +173,19 @@ def up(args: argparse.Namespace) -> int:
         running.append(db.stop)
         create_table(db.endpoint, args.table, args.region, template=template)
         events_url = f"http://127.0.0.1:{args.events_port}"
-        parameters = ({"ProgramTimeZone": args.program_time_zone}
-                      if args.program_time_zone else {})
-        apply_environment(lambda_environment(
+        queues_url = f"http://127.0.0.1:{args.queues_port}"
+        refs = queue_refs(template, queues_url, args.region)
+        if args.program_time_zone:
+            refs["ProgramTimeZone"] = args.program_time_zone
+        fake_providers, payments, payment_env, payment_refs = _start_payment_providers(
+            args, f"http://{args.host}:{args.api_port}", running)
+        env = lambda_environment(
             template, table_name=args.table, dynamodb_endpoint=db.endpoint,
             events_endpoint=events_url, event_bus_name=args.event_bus, region=args.region,
-            refs=parameters,
-        ))
+            refs={**refs, **payment_refs},
+        )
+        env["AWS_ENDPOINT_URL_SQS"] = queues_url
+        apply_environment({**env, **payment_env})
         _seed_program()
         handlers = Handlers()
         from .eventbus import EventBus
@@ -155,6 +198,13 @@ def up(args: argparse.Namespace) -> int:
             print(f"membership-local: cannot start the event bus: {exc}", file=sys.stderr)
             return 1
         running.append(bus.stop)
+        try:
+            queues = LocalQueues(template, port=args.queues_port, handlers=handlers,
+                                 region=args.region).start()
+        except OSError as exc:
+            print(f"membership-local: cannot start the local queues: {exc}", file=sys.stderr)
+            return 1
+        running.append(queues.stop)
         poller = StreamPoller(template, endpoint=db.endpoint, table_name=args.table,
                               region=args.region, handlers=handlers).start()
         running.append(poller.stop)
@@ -165,6 +215,7 @@ def up(args: argparse.Namespace) -> int:
             print(f"membership-local: cannot start the gateway: {exc}", file=sys.stderr)
             return 1
         running.append(gateway.stop)
+        fake_providers.api_url = gateway.url  # where the fakes send their notifications
         stack = {
             "pid": os.getpid(),
             "started_at": datetime.now(UTC).isoformat(),
@@ -180,8 +231,10 @@ def up(args: argparse.Namespace) -> int:
             "region": args.region,
             "events_url": events_url,
             "event_bus": args.event_bus,
+            "queues_url": queues_url,
             "streams": poller.running,
             "program_time_zone": os.environ.get("PROGRAM_TIME_ZONE"),
+            **payments,
         }
         stack_file().write_text(json.dumps(stack, indent=2))
         running.append(_forget_stack)
@@ -237,6 +290,10 @@ Membership local stack is up.
   Streams       {streams}
   Event bus     {stack['events_url']} (PutEvents, routed by template.yaml's rules;
                 `membership-local dlq` lists what failed after retries)
+  Queues        {stack['queues_url']} (SQS for the template's queues, drained by their
+                functions; `membership-local queues` lists dead-lettered messages)
+  Payments      fake WeChat Pay and Alipay at {stack['fake_providers_url']}; top-ups
+                verified by: {stack['payment_verifier']} (docs/payments.md)
 
 Try it:
   TOKEN=$(membership-local token --sub demo-user --scope member)
@@ -246,7 +303,11 @@ Try it:
   curl -s {api}/v1/members/me -H "Authorization: Bearer $TOKEN"
   curl -s -X POST {api}/v1/members/me/checkins -H "Authorization: Bearer $TOKEN"
   curl -s {api}/v1/members/me/coupons -H "Authorization: Bearer $TOKEN"
-  ADMIN=$(membership-local token --sub ops --scope admin)
+  membership-local pay wechatpay --sub demo-user --amount 50000   # paid, notified, credited
+
+Operators (docs/operations.md):
+  ADMIN=$(membership-local token --sub ops-demo --scope admin)
+  curl -si {api}/v1/admin/program -H "Authorization: Bearer $ADMIN"
   curl -s {api}/v1/admin/coupon-templates/WELCOME-10OFF100 -H "Authorization: Bearer $ADMIN"
 
 Ctrl-C stops everything.

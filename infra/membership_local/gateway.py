@@ -383,8 +383,9 @@ def _make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             self._write(response)
             if gateway.access_log:
                 elapsed = (time.perf_counter() - started) * 1000
-                print(f"{self.command} {self.path} {response.status} {elapsed:.1f}ms",
-                      file=sys.stderr)
+                # Without the query: it may carry personal data (an operator's ?phone=).
+                print(f"{self.command} {self.path.partition('?')[0]} {response.status} "
+                      f"{elapsed:.1f}ms", file=sys.stderr)
 
         def _read_body(self) -> tuple[bytes | None, bool]:
             if "chunked" in self.headers.get("transfer-encoding", "").lower():

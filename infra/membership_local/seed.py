@@ -156,11 +156,16 @@ def seed_members(client, table: str, count: int, period: str, *, seed: int = 7,
                  progress: Callable[[int], None] | None = None) -> int:
     """Write `count` members (indexes start..start+count-1); returns the items written."""
     written = 0
+    tiers: dict[tuple[str, int], int] = {}
 
     def items() -> Iterator[dict]:
         for i in range(start, start + count):
             # One generator per member: member i is the same whatever the batch it is in.
-            yield from member_items(i, period, random.Random(seed * 1_000_003 + i))
+            for item in member_items(i, period, random.Random(seed * 1_000_003 + i)):
+                if item["SK"]["S"] == "MEMBER":
+                    key = (item["tier"]["S"], _usage_shard(item["memberId"]["S"]))
+                    tiers[key] = tiers.get(key, 0) + 1
+                yield item
             if progress is not None:
                 progress(i - start + 1)
 
@@ -173,7 +178,28 @@ def seed_members(client, table: str, count: int, period: str, *, seed: int = 7,
                 pending.pop(0).result()
         for future in pending:
             future.result()
+    _count_tiers(client, table, tiers)
     return written
+
+
+def _usage_shard(member_id: str) -> int:
+    from membership.storage.usage import shard_of
+
+    return shard_of(member_id)
+
+
+def _count_tiers(client, table: str, tiers: dict[tuple[str, int], int]) -> None:
+    """The per-tier member counters signups and upgrades keep (membership.storage.usage)."""
+    from membership.storage.usage import TIER, UsageShardItem
+
+    for (tier, shard), count in sorted(tiers.items()):
+        pk, sk = UsageShardItem.key(TIER, tier, shard)
+        client.update_item(
+            TableName=table, Key={"PK": {"S": pk}, "SK": {"S": sk}},
+            UpdateExpression="ADD #c :n SET #k = :k, #r = :r",
+            ExpressionAttributeNames={"#c": "count", "#k": "kind", "#r": "resourceId"},
+            ExpressionAttributeValues={":n": {"N": str(count)}, ":k": {"S": TIER},
+                                       ":r": {"S": tier}})
 
 
 def last_ended_period(now: datetime | None = None) -> str:

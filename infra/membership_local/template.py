@@ -221,11 +221,15 @@ def _globals(template: Mapping) -> dict:
 
 
 def functions(template: Mapping) -> dict[str, dict]:
-    """Every AWS::Serverless::Function's properties, with Globals.Function merged under them."""
+    """Every AWS::Serverless::Function's properties, with Globals.Function merged under them
+    as SAM merges them."""
     base = _globals(template)
     merged = {}
     for logical_id, resource in _resources(template, FUNCTION_TYPE).items():
         props = {**base, **(resource.get("Properties") or {})}
+        # SAM adds a function's own layers after the global ones (lists are additive).
+        props["Layers"] = [*(base.get("Layers") or []),
+                           *((resource.get("Properties") or {}).get("Layers") or [])]
         env = {
             **((base.get("Environment") or {}).get("Variables") or {}),
             **(((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}),

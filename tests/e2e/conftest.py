@@ -24,6 +24,7 @@ class Stack:
     issuer: str
     key_file: Path
     log: Path
+    home: Path
 
     def token(self, sub: str, *scopes: str) -> str:
         return devjwt.mint_token(sub, scopes or ("member",), issuer=self.issuer,
@@ -43,8 +44,26 @@ def _command() -> list[str]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
+    yield from run_stack(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def paying_stack(tmp_path_factory):
+    """A stack whose top-ups are verified by its fake WeChat Pay and Alipay."""
+    yield from run_stack(tmp_path_factory, "--payment-verifier", "providers")
+
+
+@pytest.fixture(scope="session")
+def local_command() -> list[str]:
+    """How to run `membership-local`."""
+    return _command()
+
+
+def run_stack(tmp_path_factory, *options: str):
+    """`membership-local up` with `options`, until the generator is closed."""
     home = tmp_path_factory.mktemp("membership-local")
     api_port, dynamodb_port, events_port = free_port(), free_port(), free_port()
+    queues_port = free_port()
     log = home / "up.log"
     env = {**os.environ, "MEMBERSHIP_LOCAL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     for name in ("AWS_ENDPOINT_URL_DYNAMODB", "TABLE_NAME"):
@@ -52,7 +71,8 @@ def stack(tmp_path_factory):
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*_command(), "up", "--api-port", str(api_port), "--dynamodb-port", str(dynamodb_port),
-             "--events-port", str(events_port), "--table", f"e2e-{uuid.uuid4().hex[:8]}"],
+             "--events-port", str(events_port), "--queues-port", str(queues_port),
+             "--table", f"e2e-{uuid.uuid4().hex[:8]}", *options],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # its own group: the teardown signals all of it
         )
@@ -60,7 +80,7 @@ def stack(tmp_path_factory):
     try:
         _wait_until_up(proc, api_url, log)
         yield Stack(api_url=api_url, issuer=devjwt.issuer_for(api_url),
-                    key_file=home / devjwt.KEY_FILE, log=log)
+                    key_file=home / devjwt.KEY_FILE, log=log, home=home)
     finally:
         _stop(proc)
 

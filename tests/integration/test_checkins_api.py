@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from membership.domain.checkins import (
@@ -169,12 +169,20 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=JSON_VALUES)
+@example(body="")
+@example(body="0")
+@example(body=[None, None])
 def test_whatever_the_body_a_check_in_answers_4xx_or_201_never_500(table, apigw_event,
                                                                   lambda_context, body):
     join(datetime.now(UTC) - timedelta(days=40))  # the same subject again: a no-op
-    status, answer = call(apigw_event("POST", "/v1/members/me/checkins", body, sub=SUB),
+    # Serialised here: the event factory sends a str as raw text, and "" as no body at all.
+    sent = json.dumps(body)
+    status, answer = call(apigw_event("POST", "/v1/members/me/checkins", sent, sub=SUB,
+                                      headers={"content-type": "application/json"}),
                           lambda_context)
     assert status in {201, 400, 409, 422}, (body, answer)
+    if not isinstance(body, dict | None):
+        assert status in {400, 422}, (body, answer)
 
 
 # ---- the day boundary -------------------------------------------------------------------
@@ -504,3 +512,12 @@ def test_the_program_lists_the_check_in_rules_and_tasks(table, apigw_event, lamb
             for t in body["tasks"]] == [
         ("profile_completed", 50, 0, "once", "member"),
         ("review_posted", 10, 5, "per_order", "review.posted")]
+
+
+@pytest.mark.parametrize("body", [[None, None], [{}], [None]])
+def test_a_list_body_is_refused_and_checks_nothing_in(table, apigw_event, lambda_context, body):
+    member_id = join(datetime.now(UTC) - timedelta(days=1))
+    status, answer = call(apigw_event("POST", "/v1/members/me/checkins", body, sub=SUB),
+                          lambda_context)
+    assert (status, answer["code"]) == (422, "validation_failed")
+    assert points(member_id) == 100

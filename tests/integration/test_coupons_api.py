@@ -15,6 +15,7 @@ from membership.domain.coupons import (
 )
 from membership.domain.members import SignupRequest, member_id_for
 from membership.errors import DomainError
+from membership.handlers import admin_coupons as admin_handler
 from membership.handlers import coupons as coupons_handler
 from membership.services import coupons
 from membership.services import members as member_service
@@ -37,7 +38,8 @@ def spec(**changes) -> TemplateSpec:
 
 
 def call(event, ctx):
-    response = coupons_handler.handler(event, ctx)
+    admin = event["rawPath"].startswith("/v1/admin/")
+    response = (admin_handler if admin else coupons_handler).handler(event, ctx)
     return response["statusCode"], json.loads(response["body"] or "null"), response
 
 

@@ -70,8 +70,10 @@ def top_up(reference, amount, now=NOW):
 
 
 def refund_top_up(reference, refund_ref, amount=None, now=NOW):
+    # Absent means the whole principal; an explicit null is refused.
+    whole_or_part = {} if amount is None else {"amount": amount}
     return topups.refund(topup_id_for(reference), RefundRequest(
-        refundReference=refund_ref, amount=amount), actor="operator", now=now).body
+        refundReference=refund_ref, **whole_or_part), actor="operator", now=now).body
 
 
 def hold(member_id, order_id, points=0, balance=0, now=NOW):

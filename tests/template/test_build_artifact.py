@@ -32,6 +32,13 @@ pytestmark = pytest.mark.xdist_group("sam-build")
 
 TEMPLATE = load()
 PACKAGE_LIMIT_MB = 15.0
+# The measured exception (docs/cold-start.md): the two functions that verify payments also
+# load PaymentsLayer, whose SDKs each bring their own crypto library (wechatpayv3:
+# cryptography, whose compiled core alone is 13.5 MB; python-alipay-sdk: pycryptodomex,
+# 7 MB), which no pruning brings under the limit: measured 41 MB with their layers. Their
+# own ceiling keeps them from growing unnoticed.
+PAYMENT_FUNCTIONS = {"TopupsFunction", "PaymentNotificationsFunction"}
+PAYMENT_FUNCTIONS_LIMIT_MB = 45.0
 # The Lambda runtime's AWS SDK: never shipped, pynamodb uses the runtime's botocore.
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil",
                     "six"}
@@ -120,9 +127,25 @@ def test_each_function_with_its_layers_fits_the_size_limit(built):
     layers = {p.name: tree_bytes(p) for p in built.iterdir() if (p / "python").is_dir()}
     for function_id, layer_ids in function_layers(template).items():
         size = tree_bytes(built / function_id) + sum(layers[lid] for lid in layer_ids)
-        assert size / 1e6 <= PACKAGE_LIMIT_MB, f"{function_id}: {size / 1e6:.1f} MB"
+        limit = (PAYMENT_FUNCTIONS_LIMIT_MB if function_id in PAYMENT_FUNCTIONS
+                 else PACKAGE_LIMIT_MB)
+        assert size / 1e6 <= limit, f"{function_id}: {size / 1e6:.1f} MB"
     assert set(function_layers(template, {"DetailedTracing": "true"})["MembersFunction"]) == {
         "DependenciesLayer", "TracingLayer"}
+
+
+def test_only_the_functions_that_verify_payments_load_the_payment_sdks(built):
+    template = load_for_local(REPO_ROOT / "template.yaml")
+    with_payments = {fid for fid, lids in function_layers(template).items()
+                     if "PaymentsLayer" in lids}
+    assert with_payments == PAYMENT_FUNCTIONS
+    layer = built / "PaymentsLayer" / "python"
+    names = {p.name for p in layer.iterdir()}
+    assert {"wechatpayv3", "alipay", "cryptography", "Cryptodome", "requests"} <= names
+    # Installed, pyOpenSSL is imported by botocore at every cold start (docs/cold-start.md).
+    assert not {"OpenSSL", "cffi", "pycparser"} & names
+    assert not names & RUNTIME_PROVIDED
+    assert not (layer / "Cryptodome" / "SelfTest").exists()
 
 
 _IMPORTED = """

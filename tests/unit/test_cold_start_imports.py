@@ -31,6 +31,16 @@ NOT_AT_INIT = {
     "aws_lambda_powertools.utilities.data_classes.kafka_event": "only the HTTP resolver's "
                                                                 "event classes (lean_imports.py)",
     "asyncio": "no function runs a coroutine; it came with Powertools' other resolvers",
+    "OpenSSL": "botocore imports pyOpenSSL wherever it is installed; it is not shipped, and "
+               "python-alipay-sdk imports without it (services/alipay.py)",
+    "wechatpayv3": "payment SDKs load on a payment's first use, in the two functions that "
+                   "verify payments (services/payment_providers.py)",
+    "alipay": "payment SDKs load on a payment's first use (services/alipay.py)",
+    "cryptography": "the payment SDKs' crypto loads with them, not at init",
+    "Cryptodome": "the payment SDKs' crypto loads with them, not at init",
+    "requests": "WeChat Pay's HTTP client loads with its SDK, not at init",
+    "aws_lambda_powertools.utilities.parameters": "payment secrets are read on a payment's "
+                                                  "first use (services/payment_secrets.py)",
 }
 
 _SCRIPT = """

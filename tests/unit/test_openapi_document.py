@@ -13,7 +13,10 @@ OPERATIONS = [(method.upper(), path, operation)
 def test_every_operation_declares_the_errors_of_the_layers_in_front_of_it(
         method, path, operation):
     declared = set(operation["responses"])
-    assert {"400", "401", "403", "422", "503"} <= declared
+    assert {"400", "401", "422", "503"} <= declared
+    # A route without the JWT authorizer (a provider's signed notification) has no scope
+    # to refuse.
+    assert ("403" in declared) is (operation.get("security") != [])
     if "requestBody" in operation:
         assert "415" in declared
     for status, response in operation["responses"].items():
@@ -43,3 +46,10 @@ def test_a_nickname_may_be_left_out_but_is_never_null():
     assert nickname["type"] == "string" and "default" not in nickname
     store = DOCUMENT["components"]["schemas"]["ProfileUpdate"]["properties"]["storeId"]
     assert {"type": "null"} in store["anyOf"]
+
+
+def test_only_the_providers_signed_notifications_go_without_a_bearer_token():
+    open_routes = {(method, path) for method, path, operation in OPERATIONS
+                   if operation.get("security") == []}
+    assert open_routes == {("POST", "/v1/payments/wechatpay/notifications"),
+                           ("POST", "/v1/payments/alipay/notifications")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -84,6 +84,10 @@ class Member(BaseModel):
     topup_day: str | None = None
     topup_day_amount: int = 0
     settled_period: str | None = None
+    # "frozen" keeps earning but cannot spend (domain.member_status); set by operators only.
+    status: Literal["active", "frozen"] = "active"
+    status_reason: str | None = None
+    status_changed_at: datetime | None = None
     # The check-in calendar of the recent months (membership.domain.checkins.CheckinLog).
     checkin_months: dict[str, int] = Field(default_factory=dict)
     checkin_since: str | None = None
@@ -218,6 +222,8 @@ class MemberProfile(ApiModel):
     benefits: list[BenefitView]
     paid_plan: PaidPlanView | None = Field(alias="paidPlan")
     created_at: str = Field(alias="createdAt")
+    status: Literal["active", "frozen"] = Field(
+        default="active", description="frozen: earns, but cannot spend, hold or top up")
 
 
 def is_stored_value_member(member: Member, program: Program) -> bool:
@@ -279,4 +285,5 @@ def profile_of(member: Member, program: Program, now: datetime) -> MemberProfile
                   for b in member_benefits(member, program, now)],
         paidPlan=plan,
         createdAt=calendar.wire(member.created_at, tz),
+        status=member.status,
     )

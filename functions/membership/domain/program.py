@@ -7,9 +7,16 @@ own copy in the table.
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from membership.domain import calendar
 from membership.domain.instants import Instant
@@ -142,6 +149,11 @@ class HoldRules(Rules):
     ttl_minutes: int = Field(alias="ttlMinutes", ge=1, le=7 * 24 * 60)
 
 
+ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
+# Why an operator moved a member's points, growth or bonus (docs/operations.md).
+DEFAULT_REASON_CODES = ("goodwill", "correction", "compensation", "campaign")
+
+
 class Program(Rules):
     id: str = Field(max_length=64)
     name: str = Field(max_length=128)
@@ -157,6 +169,8 @@ class Program(Rules):
     checkin: CheckinRules
     tasks: tuple[Task, ...] = ()
     holds: HoldRules
+    reason_codes: tuple[ReasonCode, ...] = Field(
+        alias="reasonCodes", default=DEFAULT_REASON_CODES, min_length=1, max_length=50)
 
     @field_validator("time_zone")
     @classmethod

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from membership.domain.settlement import SettlementReport
 from membership.handlers.http import (
+    ADMIN_SCOPE,
     build_app,
     error_responses,
     json_response,
@@ -12,7 +13,7 @@ from membership.handlers.http import (
 from membership.observability import logger, metrics, tracer
 from membership.services import settlement
 
-app = build_app()
+app = build_app(scope=ADMIN_SCOPE)
 
 
 @app.get(

@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.topups import RefundRequest, RefundResponse, check_idempotency_key
 from membership.handlers.http import (
+    ADMIN_SCOPE,
     IDEMPOTENCY_EXTENSION,
     build_app,
     error_responses,
@@ -18,7 +19,7 @@ from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
 
-app = build_app()
+app = build_app(scope=ADMIN_SCOPE)
 
 TopupId = Annotated[str, Path(pattern=r"^T[A-Z2-7]{24}$", description="The top-up's id")]
 

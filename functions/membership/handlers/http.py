@@ -26,11 +26,17 @@ from membership.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unauthenticated,
     Unavailable,
 )
 from membership.observability import logger
 
 JSON = "application/json"
+# The operators' scope: every /v1/admin route needs it.
+ADMIN_SCOPE = "admin"
+FORM = "application/x-www-form-urlencoded"
 # Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
 # needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
 IDEMPOTENCY_EXTENSION = "x-idempotency-key"
@@ -38,10 +44,13 @@ IDEMPOTENCY_EXTENSION = "x-idempotency-key"
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
+    (Unauthenticated, 401),
     (Forbidden, 403),
     (PostingTooLarge, 422),
     (InvalidRequest, 422),
     (Unavailable, 503),
+    (PreconditionFailed, 412),
+    (PreconditionRequired, 428),
 )
 
 ERROR_SCHEMA = {
@@ -126,8 +135,20 @@ def _check_text(values: object, where: str) -> None:
                               "bidirectional characters", location=where)
 
 
-def check_request(event: Mapping[str, Any]) -> None:
-    """Raise Refusal for what no route of this API accepts, whatever its schema."""
+def _is_form(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == FORM
+
+
+def _path(event: Mapping[str, Any]) -> str:
+    return str(event.get("rawPath") or
+               ((event.get("requestContext") or {}).get("http") or {}).get("path") or "")
+
+
+def check_request(event: Mapping[str, Any], form_paths: frozenset[str] = frozenset()) -> None:
+    """Raise Refusal for what no route of this API accepts, whatever its schema.
+
+    `form_paths` take a form-encoded body instead (a payment provider's notification): it
+    must be UTF-8, and the route reads and authenticates its fields itself."""
     _check_text(event.get("queryStringParameters"), "query")
     _check_text(event.get("pathParameters"), "path")
     body = event.get("body")
@@ -135,7 +156,9 @@ def check_request(event: Mapping[str, Any]) -> None:
         return
     if not isinstance(body, str):
         raise Refusal(400, "malformed_body", "the body is not text")
-    if not _is_json(_header(event.get("headers") or {}, "content-type")):
+    content_type = _header(event.get("headers") or {}, "content-type")
+    form = _is_form(content_type) and _path(event) in form_paths
+    if not form and not _is_json(content_type):
         raise Refusal(415, "unsupported_media_type",
                       "send the body as application/json (UTF-8)")
     try:
@@ -144,6 +167,8 @@ def check_request(event: Mapping[str, Any]) -> None:
         decoded = raw.decode("utf-8")
     except (binascii.Error, ValueError):  # UnicodeError is a ValueError
         raise Refusal(400, "malformed_body", "the body is not valid UTF-8") from None
+    if form:
+        return
     try:
         document = parse_json(decoded)
     except ValueError as exc:
@@ -155,10 +180,15 @@ def check_request(event: Mapping[str, Any]) -> None:
                         else (422, "invalid_text"))
         raise Refusal(status, code, f"the body is refused: {exc.reason}",
                       field=exc.path) from None
+    # Every request body of this API is an object. Powertools would read some other
+    # documents as one (a list's first element), so a list is refused here, for every route.
+    if document is not None and not isinstance(document, dict):
+        raise Refusal(422, "validation_failed", "the body must be a JSON object")
 
 
 class GuardedResolver(APIGatewayHttpResolver):
-    """The resolver every HTTP function uses: `check_request` runs before any route.
+    """The resolver every HTTP function uses: the function's scope (if it has one), then
+    `check_request`, run before any route.
 
     Powertools keeps the request being resolved on the resolver (the event on a class
     attribute shared by every router, route arguments and validated values in
@@ -168,6 +198,12 @@ class GuardedResolver(APIGatewayHttpResolver):
     """
 
     _per_thread = threading.local()
+    # Paths whose body is form-encoded rather than JSON (see check_request).
+    form_paths: frozenset[str] = frozenset()
+
+    def __init__(self, *args, required_scope: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.required_scope = required_scope
 
     @property
     def current_event(self):
@@ -196,8 +232,14 @@ class GuardedResolver(APIGatewayHttpResolver):
         self._per_thread.context = value
 
     def resolve(self, event, context):
+        # A token without the function's scope learns nothing, not even whether its body
+        # would have parsed: refused before any check of the request.
+        if self.required_scope is not None:
+            refused = refuse_without_scope(event, self.required_scope)
+            if refused is not None:
+                return refused
         try:
-            check_request(event)
+            check_request(event, self.form_paths)
         except Refusal as refused:
             response = error_response(refused.status, refused.code, refused.message,
                                       **refused.details)
@@ -209,8 +251,13 @@ class GuardedResolver(APIGatewayHttpResolver):
         return super().resolve(event, context)
 
 
-def build_app() -> APIGatewayHttpResolver:
-    app = GuardedResolver(enable_validation=True)
+def build_app(scope: str | None = None,
+              form_paths: tuple[str, ...] = ()) -> GuardedResolver:
+    """The function's resolver; with `scope`, every route of it needs that scope (the
+    admin functions: `build_app(scope=ADMIN_SCOPE)`), checked before anything else.
+    `form_paths` are the paths whose body is form-encoded rather than JSON."""
+    app = GuardedResolver(enable_validation=True, required_scope=scope)
+    app.form_paths = frozenset(form_paths)
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
@@ -249,15 +296,31 @@ def _authorizer(app: APIGatewayHttpResolver):
     return app.current_event.request_context.authorizer
 
 
-def caller_scopes(app: APIGatewayHttpResolver) -> set[str]:
-    auth = _authorizer(app)
-    scopes = set(auth.jwt_scopes or [])
-    claim = (auth.jwt_claim or {}).get("scope") or (auth.jwt_claim or {}).get("scp") or ""
+def _scopes(jwt_scopes, claims) -> set[str]:
+    scopes = set(jwt_scopes or [])
+    claim = (claims or {}).get("scope") or (claims or {}).get("scp") or ""
     if isinstance(claim, str):
         scopes.update(claim.split())
     elif isinstance(claim, list):
         scopes.update(claim)
     return scopes
+
+
+def caller_scopes(app: APIGatewayHttpResolver) -> set[str]:
+    auth = _authorizer(app)
+    return _scopes(auth.jwt_scopes, auth.jwt_claim)
+
+
+def refuse_without_scope(event: dict, scope: str) -> dict | None:
+    """A 403 for an event whose token lacks `scope`, read from the raw event before the
+    body is even parsed (GuardedResolver.resolve, for functions built with a scope)."""
+    jwt = ((event or {}).get("requestContext") or {}).get("authorizer") or {}
+    jwt = jwt.get("jwt") or {}
+    if scope in _scopes(jwt.get("scopes"), jwt.get("claims")):
+        return None
+    return {"statusCode": 403, "headers": {"Content-Type": JSON},
+            "body": json.dumps({"code": Forbidden.code,
+                                "message": f"this route needs the '{scope}' scope"})}
 
 
 def require_subject(app: APIGatewayHttpResolver, scope: str) -> str:

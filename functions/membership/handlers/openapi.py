@@ -20,9 +20,14 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
+    "membership.handlers.admin_program",
+    "membership.handlers.admin_members",
+    "membership.handlers.admin_grants",
     "membership.handlers.checkins",
     "membership.handlers.tasks",
     "membership.handlers.coupons",
+    "membership.handlers.admin_coupons",
+    "membership.handlers.payment_notifications",
 )
 EVERY_ROUTE_ERRORS = {
     400: "Malformed request (refused text in a parameter, a body that is not valid JSON)",
@@ -55,6 +60,11 @@ def _error(description: str) -> dict:
 def _complete(operation: dict) -> None:
     responses = operation.setdefault("responses", {})
     errors = dict(EVERY_ROUTE_ERRORS)
+    if operation.get("security") == []:
+        # No authorizer in front: the route authenticates the caller itself (a provider's
+        # signature), and there is no scope to lack.
+        errors.pop(403)
+        errors[401] = "The caller could not be authenticated (e.g. an invalid signature)"
     if "requestBody" in operation:
         errors.update(BODY_ERRORS)
     for status, description in errors.items():
@@ -92,6 +102,9 @@ def build_openapi_document() -> dict:
             document["paths"].setdefault(path, {}).update(item)
         document["components"]["schemas"].update(
             schema.get("components", {}).get("schemas", {}))
+        # Routes authenticated otherwise (a provider's signature) override the bearer token.
+        for method, path in getattr(importlib.import_module(name), "UNAUTHENTICATED_ROUTES", ()):
+            document["paths"][path][method]["security"] = []
     for item in document["paths"].values():
         for operation in item.values():
             _complete(operation)

@@ -24,6 +24,7 @@ from membership.domain.checkins import (
     spendable_points,
 )
 from membership.domain.ledger import LedgerState, PostingBuilder
+from membership.domain.member_status import ensure_may_spend
 from membership.domain.members import member_id_for
 from membership.storage import checkins as store
 from membership.storage import ledger
@@ -54,6 +55,8 @@ def check_in(subject: str, request: CheckinRequest, now: datetime | None = None)
             CheckinLog.of(state.member), program, today=today,
             joined=local_date(state.member.created_at, program.time_zone),
             spendable_points=spendable_points(builder), day=make_up)
+        if plan.cost:
+            ensure_may_spend(state.member, "makeup_checkin")  # a make-up spends points
         apply_checkin(builder, program, plan)
         return builder.build()
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from membership.domain import checkout
 from membership.domain.checkout import HoldMismatch, HoldRequest, Quote, QuoteRequest
 from membership.domain.ledger import PostingBuilder
+from membership.domain.member_status import ensure_may_spend
 from membership.storage import coupons as coupon_store
 from membership.storage import ledger
 from membership.storage import members as store
@@ -19,6 +20,8 @@ def _now() -> datetime:
 def quote(request: QuoteRequest, now: datetime | None = None) -> Quote:
     """Reads the member item and the member's unused coupons (one Query); writes nothing."""
     member = store.get_member(request.member_id)
+    if request.points_to_redeem or request.balance_to_use:
+        ensure_may_spend(member, "checkout_spend")
     wallet = tuple(coupon_store.member_coupons(request.member_id))
     return checkout.quote(request, member, load_program(), wallet, now or _now())
 
@@ -40,6 +43,7 @@ def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]
         coupons = coupon_store.get_coupons(request.member_id, list(request.coupon_ids))
         builder = PostingBuilder(state, program, source_key=source_key, source_type="hold",
                                  reason="hold", actor="orders", now=now)
+        ensure_may_spend(state.member, "hold")
         checkout.place_hold(builder, request, program, coupons)
         return builder.build()
 

@@ -20,6 +20,7 @@ from membership.domain.checkout import (
     Settlement,
 )
 from membership.domain.ledger import PostingBuilder, payload_hash
+from membership.domain.member_status import ensure_may_spend
 from membership.domain.tiers import upgrade_if_qualified
 from membership.errors import DomainError
 from membership.storage import ledger
@@ -55,6 +56,12 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
     made: dict[str, Settlement] = {}
 
     def build(state):
+        if not any(h.hold_id == checkout.hold_id_for(event.order_id) and h.status == "held"
+                   for h in state.holds) and (event.amounts.points_used
+                                              or event.amounts.balance_used):
+            # Spending without a hold placed before a freeze: refused, the event is
+            # retried and then waits in the DLQ for an operator (docs/operations.md).
+            ensure_may_spend(state.member, "order_spend")
         coupons = _coupons_of(event, state)
         builder = PostingBuilder(state, program, source_key=source_key,
                                  source_type="order.paid", reason="order_paid",

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from membership.config import get_settings
 from membership.domain.ledger import LedgerState, PostingBuilder
+from membership.domain.member_status import ensure_may_spend
 from membership.domain.members import member_id_for
 from membership.domain.topups import (
     IdempotencyKeyReused,
@@ -39,6 +40,12 @@ REFUND_SCOPE = "topup-refund"
 
 class RefundReferenceUsed(Conflict):
     code = "refund_reference_used"
+
+
+class RefundAlreadyCovered(Conflict):
+    """The provider's refunded total is already applied: nothing is left to refund."""
+
+    code = "refund_already_covered"
 
 
 @dataclass(frozen=True)
@@ -119,10 +126,24 @@ def top_up(subject: str, idempotency_key: str, request: TopupRequest,
         raise PaymentAmountMismatch(
             "the provider captured another amount for this payment",
             claimed=request.amount, captured=payment.amount)
+    return _credit(member_id, request, key, now)
+
+
+def credit_payment(member_id: str, request: TopupRequest, now: datetime | None = None
+                   ) -> Answer:
+    """Credit a payment the provider notified (signature checked by the caller): the same
+    posting and source key as the member's own call, so whichever comes first credits and
+    the other replays it."""
+    return _credit(member_id, request, None, now or _now())
+
+
+def _credit(member_id: str, request: TopupRequest, key: IdempotencyKey | None,
+            now: datetime) -> Answer:
     program = load_program()
     source_key = topup_source_key(request.payment_reference)
 
     def build(state: LedgerState):
+        ensure_may_spend(state.member, "topup")
         builder = PostingBuilder(state, program, source_key=source_key, source_type="topup",
                                  reason="topup", actor=f"member:{member_id}", now=now)
         record = apply_topup(builder, program, amount=request.amount,
@@ -145,11 +166,14 @@ def top_up(subject: str, idempotency_key: str, request: TopupRequest,
 
 
 def refund(topup_id: str, request: RefundRequest, *, actor: str,
-           idempotency: tuple[str, str] | None = None, now: datetime | None = None) -> Answer:
+           idempotency: tuple[str, str] | None = None, now: datetime | None = None,
+           refunded_total: int | None = None) -> Answer:
     """Return a top-up's principal (if the member still holds it) and claw back its bonus.
 
     `idempotency` is (caller, Idempotency-Key) for the admin route; payment notices carry
     their refund reference, which is the source key and needs no other guard.
+    `refunded_total`, instead of an amount, refunds what brings the top-up's refunded
+    principal up to that total (a provider that reports totals); nothing when it is there.
     """
     now = now or _now()
     key = None
@@ -171,10 +195,16 @@ def refund(topup_id: str, request: RefundRequest, *, actor: str,
     def build(state: LedgerState):
         # Fresh per retry: a concurrent refund of this top-up is what makes a commit retry.
         record = unread.pop() if unread else store.get_topup(topup_id)
+        amount = request.amount
+        if refunded_total is not None:
+            amount = refunded_total - record.refunded_principal
+            if amount <= 0:
+                raise RefundAlreadyCovered("the provider's refunded total is applied already",
+                                           topupId=topup_id, refundedTotal=refunded_total)
         builder = PostingBuilder(state, program, source_key=source_key,
                                  source_type="topup_refund", reason="topup_refund",
                                  actor=actor, now=now)
-        updated = apply_refund(builder, program, record, amount=request.amount,
+        updated = apply_refund(builder, program, record, amount=amount,
                                refund_reference=request.refund_reference)
         posting = builder.build()
         return posting, (store.updated_topup_extra(updated, record.version),
@@ -197,6 +227,12 @@ def refund(topup_id: str, request: RefundRequest, *, actor: str,
 
 
 def refund_payment(payment_reference: str, request: RefundRequest,
-                   now: datetime | None = None) -> Answer:
+                   now: datetime | None = None, refunded_total: int | None = None) -> Answer:
     """A provider's refund notice: the top-up is found by its payment reference."""
-    return refund(topup_id_for(payment_reference), request, actor="payment_provider", now=now)
+    try:
+        return refund(topup_id_for(payment_reference), request, actor="payment_provider",
+                      now=now, refunded_total=refunded_total)
+    except RefundAlreadyCovered as covered:
+        return Answer({"topupId": topup_id_for(payment_reference),
+                       "refundReference": request.refund_reference, "principal": 0,
+                       **covered.details}, True)

@@ -26,6 +26,7 @@ from membership.domain.ledger import (
     PostingTooLarge,
 )
 from membership.errors import DomainError, MemberNotFound, Unavailable
+from membership.storage import usage
 from membership.storage.models import (
     LIVE_RANGE,
     EntryItem,
@@ -134,6 +135,12 @@ def commit(posting: Posting, *, new_member: bool = False,
                  actions=MemberItem.changed_actions(posting.member_before, posting.member),
                  condition=MemberItem.version == posting.member_before.version)
         update_plan.append(("member", None))
+    # Members per tier move in the same transaction (storage.usage); pynamodb sends the
+    # updates in the order they were added, after every put.
+    for change in usage.tier_changes(None if new_member else posting.member_before.tier_id,
+                                     posting.member.tier_id, posting.member.member_id):
+        change.add_to(t)
+        update_plan.append(("usage", usage.stale_program_error))
     guard = GuardItem(*GuardItem.key(posting.source_key), source_type=posting.source_type,
                       member_id=posting.member.member_id, created_at=now,
                       result=json.dumps(posting.result, sort_keys=True, default=str),

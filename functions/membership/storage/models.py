@@ -103,6 +103,9 @@ class MemberItem(TableModel):
     topup_day = UnicodeAttribute(attr_name="topupDay", null=True)
     topup_day_amount = NumberAttribute(attr_name="topupDayAmt", default=0)
     settled_period = UnicodeAttribute(attr_name="settled", null=True)
+    status = UnicodeAttribute(default="active")
+    status_reason = UnicodeAttribute(attr_name="statusReason", null=True)
+    status_changed_at = TimeAttribute(attr_name="statusChangedAt", null=True)
     # Check-in calendar: month -> days mask | make-up mask << 32 (domain/checkins.py).
     checkin_months = MapAttribute(attr_name="ci", default=dict)
     checkin_since = UnicodeAttribute(attr_name="ciSince", null=True)
@@ -172,6 +175,8 @@ class MemberItem(TableModel):
             growth_months={k: int(v) for k, v in growth.items()}, paid_plan=plan,
             topup_total=int(self.topup_total or 0), topup_day=self.topup_day,
             topup_day_amount=int(self.topup_day_amount or 0), settled_period=self.settled_period,
+            status=self.status or "active", status_reason=self.status_reason,
+            status_changed_at=self.status_changed_at,
             checkin_months={k: int(v) for k, v in checkins.items()},
             checkin_since=self.checkin_since, checkin_carry=int(self.checkin_carry or 0),
             points_debt=int(self.points_debt or 0), bonus_debt=int(self.bonus_debt or 0),
@@ -361,6 +366,7 @@ class ProgramItem(TableModel):
     document = UnicodeAttribute()
     updated_at = TimeAttribute(attr_name="updatedAt")
     version = NumberAttribute(default=0)
+    updated_by = UnicodeAttribute(attr_name="updatedBy", null=True)  # operator's JWT sub
 
     @staticmethod
     def key() -> tuple[str, str]:

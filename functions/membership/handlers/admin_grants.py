@@ -1,0 +1,89 @@
+"""HTTP: bulk grants (`POST /v1/admin/grants`, `GET /v1/admin/grants/{grantId}`).
+
+The POST answers 202 once the grant is stored and its chunks are on the queue; the
+grant worker (membership.handlers.grant_worker) applies them.
+"""
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.metrics import MetricUnit
+
+from membership import aws
+from membership.config import get_settings
+from membership.domain.grants import GrantRequest, GrantView
+from membership.handlers.http import (
+    ADMIN_SCOPE,
+    build_app,
+    error_responses,
+    json_response,
+    model_response,
+    require_subject,
+)
+from membership.observability import logger, metrics, tracer
+from membership.services import grants
+
+app = build_app(scope=ADMIN_SCOPE)
+
+GrantId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$", description="The grant's id")]
+MAX_BATCH = 10  # SendMessageBatch's limit
+
+
+def _sqs_client():
+    return aws.client("sqs")
+
+
+def enqueue(messages: list[dict]) -> None:
+    """One message per chunk, ten per call; any refused entry fails the request (retry)."""
+    url = get_settings().grant_queue_url
+    for i in range(0, len(messages), MAX_BATCH):
+        batch = messages[i:i + MAX_BATCH]
+        response = _sqs_client().send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "MessageBody": json.dumps(m, sort_keys=True)}
+            for n, m in enumerate(batch)])
+        if response.get("Failed"):
+            raise RuntimeError(f"SQS refused {len(response['Failed'])} grant chunks")
+
+
+@app.post(
+    "/v1/admin/grants",
+    summary="Grant points to up to 10,000 members, asynchronously",
+    description=(
+        "Answers 202 with the grant's progress; GET /v1/admin/grants/{grantId} follows it. "
+        "Each member is credited once whatever the retries (a lot with the normal expiry, "
+        "reason code and operator on the entry). Unknown member ids count as failed. The "
+        "same grantId and body answer the grant again; another body is 409 "
+        "grant_id_reused. `templateId` (coupons) and `tag` come with those capabilities: "
+        "until then 422 grant_kind_not_available."),
+    responses={202: model_response(GrantView, "Accepted"),
+               **error_responses(400, 403, 409, 422, 503)},
+    tags=["admin", "grants"],
+)
+def post_grant(body: GrantRequest):
+    subject = require_subject(app, "admin")
+    view, created = grants.create(body, actor=subject, enqueue=enqueue)
+    if created:
+        metrics.add_metric(name="GrantsAccepted", unit=MetricUnit.Count, value=1)
+        logger.info("grant accepted", extra={"grantId": view.grant_id, "total": view.total,
+                                             "by": subject})
+    return json_response(202, view.model_dump(mode="json", by_alias=True))
+
+
+@app.get(
+    "/v1/admin/grants/<grantId>",
+    summary="A grant's progress: status, total, done, failed and the first failures",
+    responses={200: model_response(GrantView, "Progress"), **error_responses(403, 404, 422)},
+    tags=["admin", "grants"],
+)
+def get_grant(grantId: GrantId):
+    require_subject(app, "admin")
+    return json_response(200, grants.progress(grantId).model_dump(mode="json", by_alias=True))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return app.resolve(event, context)
