@@ -20,7 +20,7 @@ def _now() -> datetime:
 def quote(request: QuoteRequest, now: datetime | None = None) -> Quote:
     """Reads the member item and the member's unused coupons (one Query); writes nothing."""
     member = store.get_member(request.member_id)
-    if request.points_to_redeem or request.balance_to_use:
+    if request.points_to_redeem or request.balance_to_use or request.coupon_ids:
         ensure_may_spend(member, "checkout_spend")
     wallet = tuple(coupon_store.member_coupons(request.member_id))
     return checkout.quote(request, member, load_program(), wallet, now or _now())

@@ -58,7 +58,8 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
     def build(state):
         if not any(h.hold_id == checkout.hold_id_for(event.order_id) and h.status == "held"
                    for h in state.holds) and (event.amounts.points_used
-                                              or event.amounts.balance_used):
+                                              or event.amounts.balance_used
+                                              or event.coupon_ids):
             # Spending without a hold placed before a freeze: refused, the event is
             # retried and then waits in the DLQ for an operator (docs/operations.md).
             ensure_may_spend(state.member, "order_spend")

@@ -40,6 +40,7 @@ from membership.domain.coupons import (
     stock_split,
 )
 from membership.domain.ledger import CouponMove, OutboundEvent, PayloadMismatch, Posting
+from membership.domain.member_status import FROZEN, MemberFrozen
 from membership.errors import DomainError, MemberNotFound, Unavailable
 from membership.storage.ledger import RETRYABLE_CODES, ExtraItem, read_guard
 from membership.storage.models import GuardItem, MemberItem, TimeAttribute, member_pk
@@ -266,9 +267,12 @@ def commit_claim(coupon: Coupon, limit: int, source_key: str, payload: str, resu
     """One TransactWriteItems: member check, guard, coupon, shard, counter."""
     t = TransactWrite(connection=connection())
     plan: list[tuple[str, Callable[[], Exception] | None]] = []
+    # A frozen member may not claim (domain/member_status.py); checked in the transaction
+    # so a freeze that lands between our read and commit still refuses the claim.
     t.condition_check(MemberItem, *MemberItem.key(coupon.member_id),
-                      condition=MemberItem.PK.exists())
-    checks = [("member", lambda: MemberNotFound("no member for this subject; sign up first"))]
+                      condition=MemberItem.PK.exists() & (
+                          MemberItem.status.does_not_exist() | (MemberItem.status != FROZEN)))
+    checks = [("member", lambda: _member_refusal(coupon.member_id))]
     t.save(GuardItem(*GuardItem.key(source_key), source_type="coupon.claim",
                      member_id=coupon.member_id, created_at=coupon.issued_at,
                      result=json.dumps(result, sort_keys=True, default=str),
@@ -307,6 +311,19 @@ def commit_claim(coupon: Coupon, limit: int, source_key: str, payload: str, resu
         raise Retry() from None
 
 
+def _member_refusal(member_id: str) -> Exception:
+    """Why the member check failed: no member, or a frozen one."""
+    try:
+        item = MemberItem.get(*MemberItem.key(member_id), consistent_read=True)
+    except MemberItem.DoesNotExist:
+        return MemberNotFound("no member for this subject; sign up first")
+    if item.status == FROZEN:
+        return MemberFrozen(
+            "this member is frozen: coupon claims are refused until an operator unfreezes "
+            "the account", memberId=member_id, action="coupon_claim")
+    return Retry()
+
+
 class AlreadyClaimed(Exception):
     """The guard exists: this Idempotency-Key was used before."""
 
@@ -340,7 +357,8 @@ def claim(template_id: str, member_id: str, source_key: str, payload: str,
             return replay
         except ShardEmpty:
             raise Retry() from None
-        except CouponLimitReached:
+        except (CouponLimitReached, MemberFrozen):
+            # A claim made before the freeze is answered again, not refused.
             replay = _replay(source_key, payload)
             if replay is not None:
                 return replay
@@ -382,6 +400,12 @@ def member_coupons(member_id: str) -> list[Coupon]:
     return [item.to_domain() for item in CouponItem.query(
         member_pk(member_id), CouponItem.SK.startswith("COUPON#"), consistent_read=True,
         filter_condition=CouponItem.status != "used")]
+
+
+def all_coupons(member_id: str) -> list[Coupon]:
+    """Every coupon the member was ever issued (the operator's summary; one Query)."""
+    return [item.to_domain() for item in CouponItem.query(
+        member_pk(member_id), CouponItem.SK.startswith("COUPON#"))]
 
 
 def get_coupon(member_id: str, coupon_id: str) -> Coupon | None:
