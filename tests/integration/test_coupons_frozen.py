@@ -109,3 +109,18 @@ def test_a_coupon_held_before_the_freeze_is_used_by_its_order(member_id):
     set_status(member_id, "frozen")
     orders.paid(_paid(member_id, "SO-1", [coupon], 2_000))
     assert coupon_store.get_coupon(member_id, coupon).status == "used"
+
+
+# ---- the operator's view counts the member's coupons by status ------------------------
+
+def test_the_operator_view_counts_coupons_by_status(member_id):
+    from datetime import UTC, datetime, timedelta
+
+    held = claim().result["couponId"]
+    claim()
+    checkout_service.hold(HoldRequest(orderId="SO-1", memberId=member_id, couponIds=(held,)))
+    summary = admin_members.view(member_id).coupons
+    assert (summary.available, summary.held, summary.used, summary.expired,
+            summary.total) == (1, 1, 0, 0, 2)
+    later = admin_members.view(member_id, now=datetime.now(UTC) + timedelta(days=30)).coupons
+    assert (later.available, later.held, later.expired) == (0, 1, 1)

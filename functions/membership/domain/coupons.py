@@ -372,6 +372,23 @@ class Coupon(BaseModel):
         return self.valid_from <= calendar.utc(now) <= self.valid_until
 
 
+class CouponSummary(ApiModel):
+    """The operator's view of a member's coupons: how many in each status, now."""
+
+    available: int = 0
+    held: int = 0
+    used: int = 0
+    expired: int = 0
+    total: int = 0
+
+
+def summarize(coupons: list[Coupon], now: datetime) -> CouponSummary:
+    counts = {"available": 0, "held": 0, "used": 0, "expired": 0}
+    for coupon in coupons:
+        counts[coupon.status_at(now)] += 1
+    return CouponSummary(**counts, total=len(coupons))
+
+
 def issue(template: Template, member_id: str, *, shard: int, source: str, source_key: str,
           now: datetime, tz: str) -> Coupon:
     start, end = validity_of(template.spec, now, tz)
