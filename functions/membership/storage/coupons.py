@@ -254,8 +254,9 @@ def _counter_condition(n: int, limit: int):
     return CouponCountItem.issued.does_not_exist() | (CouponCountItem.issued <= limit - n)
 
 
-class ShardEmpty(Exception):
-    """The shard chosen ran dry (or was paused) between the read and the write."""
+class ShardEmpty(Retry):
+    """The shard chosen ran dry (or was paused) between the read and the write. A Retry:
+    a posting issuing gift-pack or granted coupons is built again and sees the stock."""
 
     def __init__(self, template_id: str, index: int) -> None:
         super().__init__(f"{template_id} shard {index} is empty")
