@@ -51,6 +51,7 @@ class CouponMachine(MoneyMachine):
         templates.update(self.run_templates)
         self.model_class = functools.partial(CouponModel, templates=templates)
         self.claim_keys: list[tuple[str, str]] = []
+        self.grant_ids: list[tuple[str, str]] = []
         super().start(history)
 
     # ---- the comparison ----------------------------------------------------------------
@@ -104,6 +105,41 @@ class CouponMachine(MoneyMachine):
         self.expect(lambda: self.model.claim(key, template_id, self.now),
                     lambda: coupons.claim(self.sub, key, ClaimRequest(templateId=template_id),
                                           now=self.now))
+
+    # ---- operators' coupon grants ------------------------------------------------------
+
+    @rule(data=st.data(), which=st.sampled_from(["A", "B"]),
+          again=st.sampled_from([None, None, "redelivered", "other template"]))
+    def grant_coupon(self, data, which, again):
+        """A bulk grant of one coupon to the member (with an unknown member beside it),
+        its chunk delivered again, or its grantId re-posted with another template."""
+        from membership.domain.grants import GrantRequest
+        from membership.services import (
+            coupon_grants,  # noqa: F401 (registers the kind)
+            grants,
+        )
+
+        template_id = f"{which}-{self.template_run}"
+        if again and self.grant_ids:
+            grant_id, first = data.draw(st.sampled_from(self.grant_ids))
+            template_id = first if again == "redelivered" else next(
+                t for t in self.run_templates if t != first)
+        else:
+            grant_id = self.next_id("grant")
+            self.grant_ids.append((grant_id, template_id))
+        request = GrantRequest(grantId=grant_id, templateId=template_id,
+                               reasonCode="campaign",
+                               memberIds=(self.member_id, "M" + "z" * 24))
+
+        def system():
+            messages: list[dict] = []
+            grants.create(request, actor="ops", enqueue=messages.extend, now=self.now)
+            for m in messages:
+                grants.apply_chunk(m["grantId"], m["chunk"], m["memberIds"], now=self.now)
+            if again == "redelivered":  # create() enqueues once: deliver the chunk again
+                grants.apply_chunk(grant_id, 0, [self.member_id], now=self.now)
+
+        self.expect(lambda: self.model.grant(grant_id, template_id, self.now), system)
 
     # ---- checkout with coupons ---------------------------------------------------------
 

@@ -60,6 +60,7 @@ class CouponModel(MoneyModel):
         self.order_coupons_used: dict[str, tuple[str, ...]] = {}
         self.hold_coupons: dict[str, tuple[str, ...]] = {}
         self.returned: set[str] = set()
+        self.grants: dict[str, str] = {}  # grantId -> templateId
         super().__init__(program, member_id, now)
         for grant in program.signup_gift.coupons:
             self.gift(grant.template_id, grant.quantity, f"signup:{member_id}", 0, now)
@@ -106,6 +107,17 @@ class CouponModel(MoneyModel):
             if t.issued >= t.spec.stock or t.per_member >= t.spec.per_member_limit:
                 return
             self._issue(template_id, f"{source_key}#{n}#{i}", now)
+
+    def grant(self, grant_id: str, template_id: str, now: datetime) -> None:
+        """An operator's coupon grant to this member: one coupon, once per grant, stock
+        and the member's limit permitting (never refused for stock: reported); the same
+        grantId with another template is refused."""
+        if grant_id in self.grants:
+            if self.grants[grant_id] != template_id:
+                raise Refused("grant_id_reused")
+            return
+        self.grants[grant_id] = template_id
+        self.gift(template_id, 1, f"grant:{grant_id}:{self.member_id}", 0, now)
 
     def change_tier(self, target, *, now, source_key, effective_at, gift_pending_until):
         before = dict(self.tier_gifts)
