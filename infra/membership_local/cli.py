@@ -262,6 +262,13 @@ def _seed_program() -> None:
         return
     written = seed_default_program()
     print("program: default program seeded" if written else "program: already present")
+    from datetime import UTC, datetime
+
+    from membership.storage.coupons import seed_default_templates
+
+    templates = seed_default_templates(datetime.now(UTC))
+    print(f"coupon templates: {', '.join(templates)} seeded" if templates
+          else "coupon templates: already present")
 
 
 def _forget_stack() -> None:
@@ -296,11 +303,13 @@ Try it:
     -d '{{"phone":"13812345678","nickname":"Demo","channel":"app","storeId":"store-001"}}'
   curl -s {api}/v1/members/me -H "Authorization: Bearer $TOKEN"
   curl -s -X POST {api}/v1/members/me/checkins -H "Authorization: Bearer $TOKEN"
+  curl -s {api}/v1/members/me/coupons -H "Authorization: Bearer $TOKEN"
   membership-local pay wechatpay --sub demo-user --amount 50000   # paid, notified, credited
 
 Operators (docs/operations.md):
   ADMIN=$(membership-local token --sub ops-demo --scope admin)
   curl -si {api}/v1/admin/program -H "Authorization: Bearer $ADMIN"
+  curl -s {api}/v1/admin/coupon-templates/WELCOME-10OFF100 -H "Authorization: Bearer $ADMIN"
 
 Ctrl-C stops everything.
 """,

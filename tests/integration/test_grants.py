@@ -202,10 +202,9 @@ def test_the_entries_and_lots_of_a_grant_follow_the_ledger_rules(queue, apigw_ev
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"templateId": "PLUS-10OFF100", "points": None}, "templateId"),
     ({"tag": "high_value", "memberIds": None}, "tag"),
 ])
-def test_coupon_and_tag_grants_are_refused_until_those_capabilities_exist(
+def test_tag_grants_are_refused_until_that_capability_exists(
         queue, apigw_event, lambda_context, body, field):
     payload = {**GRANT, "memberIds": ["M" + "a" * 24], **body}
     payload = {k: v for k, v in payload.items() if v is not None}

@@ -57,3 +57,34 @@ def test_an_upgrade_emits_a_valid_member_tier_changed_with_its_gift(table):
     assert len(changed) == 1 and changed[0]["giftPoints"] == 1_200
     for detail_type, detail in outbox_events():
         assert_valid(detail_type, detail)
+
+
+def test_coupon_events_match_their_schemas(table):
+    from datetime import timedelta
+
+    from membership.domain.checkout import HoldRequest, OrderCancelled, OrderPaid
+    from membership.domain.coupons import ClaimRequest, TemplateSpec
+    from membership.services import checkout, coupons, orders
+
+    member_service.signup("ev-c", SignupRequest(phone="13800000031", nickname="e",
+                                                channel="app"))
+    member_id = member_id_for("ev-c")
+    coupons.create_template(TemplateSpec.model_validate(
+        {"templateId": "EV", "name": "ev", "kind": "amount_off", "amountOff": 500,
+         "validDays": 3, "stock": 10, "perMemberLimit": 5, "claimable": True}))
+    first, second = (coupons.claim("ev-c", k, ClaimRequest(templateId="EV")).result["couponId"]
+                     for k in ("k1", "k2"))
+    checkout.hold(HoldRequest(orderId="SO-1", memberId=member_id, couponIds=(first,)))
+    orders.cancelled(OrderCancelled(orderId="SO-1", memberId=member_id))
+    paid_at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    orders.paid(OrderPaid.model_validate({
+        "orderId": "SO-2", "memberId": member_id, "paidAt": paid_at, "couponIds": [second],
+        "lines": [{"lineId": "1", "sku": "S", "category": "c", "brand": "b", "quantity": 1,
+                   "unitPrice": 1_000}],
+        "amounts": {"subtotal": 1_000, "discount": 500, "couponDiscount": 500,
+                    "pointsUsed": 0, "balanceUsed": 0, "cashPaid": 500}}))
+    events = list(outbox_events())
+    kinds = {t for t, _ in events}
+    assert {"coupon.issued", "coupon.returned", "coupon.redeemed"} <= kinds
+    for detail_type, detail in events:
+        assert_valid(detail_type, detail)

@@ -401,6 +401,8 @@ class MoneyModel:
                 self.principal -= principal
                 self.bonus -= bonus
                 takes = self.take_points(a["pointsUsed"], now) if a["pointsUsed"] else ()
+            # Coupons (a subclass's): None keeps the discount split by line subtotal.
+            line_discounts = self.order_coupons(payload, hold, now)
         except Refused:
             self._restore(snapshot)
             raise
@@ -425,7 +427,8 @@ class MoneyModel:
         lines = tuple(OrderLine.model_validate(line) for line in payload["lines"])
         splits = split_lines(lines, discount=a["discount"], points_used=a["pointsUsed"],
                              points_value_fen=points_value(a["pointsUsed"], self.program),
-                             balance=a["balanceUsed"], earned_points=earned, growth=growth)
+                             balance=a["balanceUsed"], earned_points=earned, growth=growth,
+                             line_discounts=line_discounts)
         self.orders[order_id] = MOrder(
             order_id=order_id, payload=payload, splits=splits, takes=takes,
             principal_used=principal, bonus_used=bonus, earned=earned, growth=growth,
@@ -509,6 +512,19 @@ class MoneyModel:
             taken = sum(t.amount for t in self.take_points(shortfall, now, partial=True))
             self.points_debt += shortfall - taken
         order.refunds[refund_id] = wanted_key
+        self.order_refunded(order, now)
+
+    # ---- hooks for capabilities that ride on orders (coupons) -------------------------
+
+    def order_coupons(self, payload: dict, captured: MHold | None, now: datetime
+                      ) -> list[int] | None:
+        """order.paid: use the order's coupons; the per-line discounts, or None."""
+        if payload.get("couponIds"):
+            raise Refused("coupon_not_applicable")
+        return None
+
+    def order_refunded(self, order: MOrder, now: datetime) -> None:
+        """After a refund of `order` (a full refund returns its coupons)."""
 
     # ---- time (docs/checkout.md "sweep", docs/settlement.md) ---------------------------
 

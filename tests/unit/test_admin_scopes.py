@@ -19,7 +19,7 @@ from membership_local.template import http_routes, load_template
 
 SAMPLE_PARAMS = {"memberId": "M" + "a" * 24, "grantId": "G-1", "version": "1",
                  "topupId": "T" + "A" * 24, "period": "2025-01",
-                 "tag": "milk_powder"}
+                 "tag": "milk_powder", "templateId": "TPL-1"}
 METHODS = ("get", "put", "post", "patch", "delete")
 
 

@@ -1,8 +1,8 @@
 """The operator's view of one member: everything a service desk needs on one screen.
 
 Unlike the member's own profile, it shows the full phone number (operators verify a
-caller with it), the lots, open holds, latest entries and the audit trail. Coupons and
-tags join as sections of this view when those capabilities land.
+caller with it), the lots, open holds, latest entries and the audit trail. Coupons are
+counted by status (`coupons`); tags join as a section when that capability lands.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import Field
 
 from membership.domain import calendar
+from membership.domain.coupons import CouponSummary
 from membership.domain.ledger import Entry, Hold, LedgerState, Lot
 from membership.domain.members import (
     ApiModel,
@@ -111,6 +112,8 @@ class AdminMemberView(ApiModel):
     open_holds: list[HoldSummary] = Field(alias="openHolds")
     last_entries: list[EntrySummary] = Field(alias="lastEntries")
     audit_trail: list[AuditView] = Field(alias="auditTrail")
+    coupons: CouponSummary = Field(default_factory=CouponSummary,
+                                   description="The member's coupons by status, derived now")
 
 
 class MemberMatch(ApiModel):
@@ -147,7 +150,8 @@ def _entry(e: Entry, tz: str) -> EntrySummary:
 
 
 def admin_view_of(state: LedgerState, entries: list[Entry], audit: list[AuditView],
-                  program: Program, now: datetime) -> AdminMemberView:
+                  program: Program, now: datetime,
+                  coupons: CouponSummary | None = None) -> AdminMemberView:
     m = state.member
     tz = program.time_zone
     tier = program.tier(m.tier_id)
@@ -183,4 +187,5 @@ def admin_view_of(state: LedgerState, entries: list[Entry], audit: list[AuditVie
         openHolds=[_hold(h, tz) for h in state.holds if h.status == "held"],
         lastEntries=[_entry(e, tz) for e in entries],
         auditTrail=audit,
+        coupons=coupons or CouponSummary(),
     )

@@ -22,8 +22,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from membership.domain import calendar
+from membership.domain import coupons as coupon_rules
+from membership.domain.coupons import ApplicableCoupon, Coupon, CouponId
 from membership.domain.instants import Instant
 from membership.domain.ledger import (
+    HeldCoupon,
     Hold,
     HoldAlreadyCaptured,
     HoldAlreadyReleased,
@@ -117,15 +120,29 @@ def _unique_lines(lines: tuple) -> None:
         raise ValueError("lineId values must be unique within an order")
 
 
+CouponIds = Annotated[tuple[CouponId, ...], Field(
+    max_length=coupon_rules.MAX_COUPONS_PER_ORDER,
+    description="The member's coupons to apply, at most one of them not stackable")]
+
+
+def _unique_coupons(coupon_ids: tuple[str, ...]) -> None:
+    if len(set(coupon_ids)) != len(coupon_ids):
+        raise ValueError("couponIds must be unique")
+
+
 class QuoteRequest(ApiModel):
     member_id: MemberId = Field(alias="memberId")
+    store_id: Text | None = Field(alias="storeId", default=None,
+                                  description="The store of the order (coupon scopes)")
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     points_to_redeem: Count = Field(alias="pointsToRedeem", default=0)
     balance_to_use: Fen = Field(alias="balanceToUse", default=0, description="fen")
+    coupon_ids: CouponIds = Field(alias="couponIds", default=())
 
     @model_validator(mode="after")
     def _lines_unique(self) -> QuoteRequest:
         _unique_lines(self.lines)
+        _unique_coupons(self.coupon_ids)
         return self
 
 
@@ -133,6 +150,7 @@ class LineQuote(ApiModel):
     line_id: str = Field(alias="lineId")
     subtotal: int
     tier_discount: int = Field(alias="tierDiscount")
+    coupon_discount: int = Field(alias="couponDiscount", default=0)
     points_used: int = Field(alias="pointsUsed")
     points_value: int = Field(alias="pointsValue")
     balance: int
@@ -144,6 +162,9 @@ class Quote(ApiModel):
     tier: str
     subtotal: int = Field(description="fen")
     tier_discount: int = Field(alias="tierDiscount", description="fen")
+    coupon_discount: int = Field(alias="couponDiscount", default=0, description="fen")
+    free_shipping: bool = Field(alias="freeShipping", default=False,
+                                description="A free_shipping coupon applies")
     amount_after_discounts: int = Field(alias="amountAfterDiscounts", description="fen")
     points_redeemable: int = Field(alias="pointsRedeemable", description="points")
     points_to_redeem: int = Field(alias="pointsToRedeem", description="points")
@@ -154,6 +175,9 @@ class Quote(ApiModel):
     points_to_earn: int = Field(alias="pointsToEarn", description="points")
     growth_to_earn: int = Field(alias="growthToEarn")
     lines: tuple[LineQuote, ...]
+    applicable_coupons: tuple[ApplicableCoupon, ...] = Field(
+        alias="applicableCoupons", default=(),
+        description="The member's usable coupons for these lines, each alone, best first")
 
 
 class HoldRequest(ApiModel):
@@ -161,11 +185,13 @@ class HoldRequest(ApiModel):
     member_id: MemberId = Field(alias="memberId")
     points: Count = 0
     balance: Fen = Field(default=0, description="fen")
+    coupon_ids: CouponIds = Field(alias="couponIds", default=())
 
     @model_validator(mode="after")
     def _something(self) -> HoldRequest:
-        if self.points + self.balance == 0:
-            raise ValueError("a hold reserves points, balance or both")
+        if self.points + self.balance == 0 and not self.coupon_ids:
+            raise ValueError("a hold reserves points, balance, coupons or several")
+        _unique_coupons(self.coupon_ids)
         return self
 
 
@@ -181,6 +207,7 @@ class HoldView(ApiModel):
     member_id: str = Field(alias="memberId")
     points: int
     balance: HoldBalance
+    coupon_ids: tuple[str, ...] = Field(alias="couponIds", default=())
     status: str
     created_at: str = Field(alias="createdAt")
     expires_at: str = Field(alias="expiresAt")
@@ -188,7 +215,9 @@ class HoldView(ApiModel):
 
 class OrderAmounts(EventModel):
     subtotal: Fen
-    discount: Fen
+    discount: Fen = Field(description="Every discount, coupons included")
+    coupon_discount: Fen = Field(alias="couponDiscount", default=0,
+                                 description="The part of discount the coupons gave")
     points_used: Count = Field(alias="pointsUsed")
     balance_used: Fen = Field(alias="balanceUsed")
     cash_paid: Fen = Field(alias="cashPaid")
@@ -201,10 +230,12 @@ class OrderPaid(EventModel):
     paid_at: Instant = Field(alias="paidAt")
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     amounts: OrderAmounts
+    coupon_ids: CouponIds = Field(alias="couponIds", default=())
 
     @model_validator(mode="after")
     def _consistent(self) -> OrderPaid:
         _unique_lines(self.lines)
+        _unique_coupons(self.coupon_ids)
         if self.paid_at.tzinfo is None:
             raise ValueError("paidAt needs an offset")
         return self
@@ -319,17 +350,20 @@ class LineSplit(BaseModel):
 
 def split_lines(lines: tuple[OrderLine, ...], *, discount: int, points_used: int,
                 points_value_fen: int, balance: int, earned_points: int = 0,
-                growth: int = 0) -> list[LineSplit]:
+                growth: int = 0, line_discounts: list[int] | None = None) -> list[LineSplit]:
     """Spread each amount over the lines, in the order a checkout applies them.
 
-    Discounts (tier now; coupons later, as further layers) by line subtotal; the points
+    Discounts by line subtotal, or as given per line (`line_discounts`: the tier's by
+    subtotal plus each coupon's over its scope, `discounts_by_line`); the points
     value by what is left of each line; stored value by what is left after that; cash is
     each line's remainder, so a line's parts add up to its subtotal exactly.
     """
     subtotals = [line.amount for line in lines]
     if discount > sum(subtotals):
         raise AmountsMismatch("the discount exceeds the subtotal")
-    discounts = allocate(discount, subtotals)
+    discounts = allocate(discount, subtotals) if line_discounts is None else line_discounts
+    if sum(discounts) != discount or any(d > s for d, s in zip(discounts, subtotals)):
+        raise AmountsMismatch("the line discounts do not add up to the discount")
     nets = [s - d for s, d in zip(subtotals, discounts)]
     if points_value_fen + balance > sum(nets):
         raise AmountsMismatch("points and stored value exceed what is payable")
@@ -352,12 +386,44 @@ def split_lines(lines: tuple[OrderLine, ...], *, discount: int, points_used: int
 
 # ---- the quote ---------------------------------------------------------------------------
 
-def quote(request: QuoteRequest, member: Member, program: Program) -> Quote:
-    """What this member gets for these lines; checks the requested points and balance."""
+def coupon_lines(lines: tuple[OrderLine, ...], earlier: list[int]) -> list[coupon_rules.LineAmount]:
+    """The lines as coupons see them: each line's amount after the earlier discounts."""
+    return [coupon_rules.LineAmount(line_id=line.line_id, sku=line.sku, category=line.category,
+                                    amount=line.amount - d)
+            for line, d in zip(lines, earlier)]
+
+
+def discounts_by_line(lines: tuple[OrderLine, ...], tier_discount: int, coupons: list[Coupon],
+                      *, store_id: str | None, now: datetime | None
+                      ) -> tuple[list[int], list[coupon_rules.CouponDiscount]]:
+    """(the tier discount per line, each coupon's discount per line), in checkout order:
+    the tier discount by line subtotal, then the coupons (domain/coupons.py) on what is left.
+    `now` None: the coupons' windows were checked when they were held."""
+    tier_shares = allocate(tier_discount, [line.amount for line in lines])
+    applied = coupon_rules.apply_coupons(coupons, coupon_lines(lines, tier_shares),
+                                         store_id=store_id, now=now) if coupons else []
+    return tier_shares, applied
+
+
+def quote(request: QuoteRequest, member: Member, program: Program,
+          wallet: tuple[Coupon, ...] = (), now: datetime | None = None) -> Quote:
+    """What this member gets for these lines; checks the requested points and balance.
+
+    `wallet`: the member's coupons that are not used; the requested ones must be in it,
+    this member's, available and applicable.
+    """
+    now = now or calendar.utc(datetime.now().astimezone())
     tier = program.tier(member.tier_id)
     subtotal = sum(line.amount for line in request.lines)
     tier_discount = bps_of(subtotal, tier.discount_bps)
-    after_discounts = subtotal - tier_discount
+    by_id = {c.coupon_id: c for c in wallet}
+    chosen = [coupon_rules.check_usable(by_id.get(cid), cid, member.member_id, now)
+              for cid in request.coupon_ids]
+    tier_shares, applied = discounts_by_line(request.lines, tier_discount, chosen,
+                                             store_id=request.store_id, now=now)
+    coupon_shares = coupon_rules.line_totals(applied, len(request.lines))
+    coupon_discount = sum(coupon_shares)
+    after_discounts = subtotal - tier_discount - coupon_discount
     cap_points = points_for_value(bps_of(after_discounts, program.points.max_redeem_bps),
                                   program)
     redeemable = min(cap_points, member.points_available)
@@ -380,19 +446,29 @@ def quote(request: QuoteRequest, member: Member, program: Program) -> Quote:
                                   available=balance_total, requested=request.balance_to_use)
     cash = left - request.balance_to_use
     paid = cash + request.balance_to_use
-    splits = split_lines(request.lines, discount=tier_discount, points_used=wanted,
-                         points_value_fen=value, balance=request.balance_to_use)
+    splits = split_lines(request.lines, discount=tier_discount + coupon_discount,
+                         points_used=wanted, points_value_fen=value,
+                         balance=request.balance_to_use,
+                         line_discounts=[t + c for t, c in zip(tier_shares, coupon_shares)])
+    applicable = coupon_rules.applicable_coupons(
+        [c for c in wallet if c.member_id == member.member_id],
+        coupon_lines(request.lines, tier_shares), store_id=request.store_id, now=now,
+        tz=program.time_zone)
     return Quote(
         member_id=member.member_id, tier=tier.id, subtotal=subtotal, tier_discount=tier_discount,
+        coupon_discount=coupon_discount,
+        free_shipping=any(d.free_shipping for d in applied),
         amount_after_discounts=after_discounts, points_redeemable=redeemable,
         points_to_redeem=wanted, points_value=value, balance_usable=usable,
         balance_to_use=request.balance_to_use, payable=cash,
         points_to_earn=points_to_earn(paid, tier, program),
         growth_to_earn=growth_to_earn(paid, program),
         lines=tuple(LineQuote(line_id=s.line_id, subtotal=s.subtotal,
-                              tier_discount=s.discount, points_used=s.points_used,
+                              tier_discount=t, coupon_discount=c,
+                              points_used=s.points_used,
                               points_value=s.points_value, balance=s.balance, payable=s.cash)
-                    for s in splits),
+                    for s, t, c in zip(splits, tier_shares, coupon_shares)),
+        applicable_coupons=tuple(applicable),
     )
 
 
@@ -411,15 +487,29 @@ def hold_view(hold: Hold, order_id: str, tz: str) -> dict:
         hold_id=hold.hold_id, order_id=order_id, member_id=hold.member_id, points=hold.points,
         balance=HoldBalance(principal=hold.principal, bonus=hold.bonus,
                             total=hold.principal + hold.bonus),
+        coupon_ids=tuple(c.coupon_id for c in hold.coupons),
         status=hold.status, created_at=calendar.wire(hold.created_at, tz),
         expires_at=calendar.wire(hold.expires_at, tz),
     ).model_dump(mode="json", by_alias=True)
 
 
-def place_hold(builder: PostingBuilder, request: HoldRequest, program: Program) -> dict:
+def held_coupon(coupon: Coupon) -> HeldCoupon:
+    return HeldCoupon(coupon_id=coupon.coupon_id, template_id=coupon.template_id,
+                      shard=coupon.shard)
+
+
+def place_hold(builder: PostingBuilder, request: HoldRequest, program: Program,
+               coupons: dict[str, Coupon] | None = None) -> dict:
+    """Reserve points and stored value, and lock the coupons to this order: each must be
+    the member's and available now (storage makes the lock conditional, so of two orders
+    holding one coupon at once, one wins and the other is 409)."""
+    coupons = coupons or {}
+    locked = tuple(held_coupon(coupon_rules.check_usable(
+        coupons.get(cid), cid, request.member_id, builder.now)) for cid in request.coupon_ids)
+    coupon_rules.check_stacking([coupons[c.coupon_id] for c in locked])
     hold = builder.place_hold(
         hold_id_for(request.order_id), points=request.points, balance=request.balance,
-        expires_at=builder.now + timedelta(minutes=program.holds.ttl_minutes))
+        expires_at=builder.now + timedelta(minutes=program.holds.ttl_minutes), coupons=locked)
     builder.result = hold_view(hold, request.order_id, program.time_zone)
     return builder.result
 
@@ -446,10 +536,25 @@ def same_hold(first: dict, request: HoldRequest) -> bool:
     """Is `request` the order's first hold again (same member, same amounts)?"""
     return (first.get("memberId") == request.member_id
             and first.get("points") == request.points
-            and (first.get("balance") or {}).get("total") == request.balance)
+            and (first.get("balance") or {}).get("total") == request.balance
+            and sorted(first.get("couponIds") or ()) == sorted(request.coupon_ids))
 
 
 # ---- settlement of a paid order ----------------------------------------------------------
+
+class SettledCoupon(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    coupon_id: str
+    template_id: str
+    shard: int
+    discount: int
+    valid_until: datetime
+
+    def held(self) -> HeldCoupon:
+        return HeldCoupon(coupon_id=self.coupon_id, template_id=self.template_id,
+                          shard=self.shard)
+
 
 class Settlement(BaseModel):
     """What a paid order moved, line by line; refunds work from this record."""
@@ -481,6 +586,8 @@ class Settlement(BaseModel):
     growth_reversed: int = 0
     gifts: tuple[TierGift, ...] = ()  # upgrade gifts this order earned (pending with it)
     gifts_clawed_back: tuple[str, ...] = ()  # tier ids whose gift a refund took back
+    coupons: tuple[SettledCoupon, ...] = ()  # coupons the order used
+    coupons_returned: bool = False  # a full refund gave the still-valid ones back
 
     @property
     def balance_used(self) -> int:
@@ -492,6 +599,7 @@ class Settlement(BaseModel):
             "pointsEarned": self.earned_points, "growthEarned": self.growth,
             "pointsUsed": self.points_used, "balanceUsed": self.balance_used,
             "capturedHold": self.captured_hold, "lotId": self.lot_id,
+            "couponIds": [c.coupon_id for c in self.coupons],
         }
 
 
@@ -519,8 +627,67 @@ def check_amounts(event: OrderPaid, program: Program) -> None:
             f"subtotal - discount - points value - balance = {due}, not cashPaid {a.cash_paid}")
 
 
+def settle_coupons(builder: PostingBuilder, event: OrderPaid, program: Program,
+                   coupons: dict[str, Coupon], held: tuple[HeldCoupon, ...] | None
+                   ) -> tuple[list[int], tuple[SettledCoupon, ...]]:
+    """The order's coupons: checked against what the order says they gave, and used.
+
+    `held`: the coupons the order's open hold locked (None without a hold); they are the
+    order's already, so their window is not checked again. Without a hold, each must be
+    the member's, available and valid when the order was paid. Returns the per-line
+    discounts (tier and coupons) for the split.
+    """
+    a = event.amounts
+    if a.coupon_discount > a.discount:
+        raise AmountsMismatch("couponDiscount is part of discount: it cannot exceed it")
+    order_id = event.order_id
+    if held is not None:
+        if sorted(c.coupon_id for c in held) != sorted(event.coupon_ids):
+            raise HoldMismatch(f"order {order_id} paid with coupons {list(event.coupon_ids)} "
+                               f"but its hold locked {[c.coupon_id for c in held]}")
+        chosen = [coupons.get(c.coupon_id) for c in held]
+        if any(c is None for c in chosen):
+            raise AmountsMismatch("a coupon of the hold is gone")
+        when = None
+    else:
+        # Valid when the order was paid (a redelivery days later still counts), and
+        # issued by the time it is settled (paidAt may run a little behind our clock).
+        chosen = [coupon_rules.check_usable(coupons.get(cid), cid, event.member_id,
+                                            event.paid_at, order_id=order_id)
+                  for cid in event.coupon_ids]
+        for coupon in chosen:
+            if (builder.now < coupon.valid_from
+                    or calendar.utc(event.paid_at) > coupon.valid_until):
+                raise coupon_rules.not_applicable(
+                    coupon.coupon_id, "window", f"coupon {coupon.coupon_id} is valid from "
+                    f"{calendar.iso(coupon.valid_from)} to {calendar.iso(coupon.valid_until)}")
+        when = None
+    tier_shares, applied = discounts_by_line(
+        event.lines, a.discount - a.coupon_discount, chosen, store_id=event.store_id,
+        now=when)
+    coupon_shares = coupon_rules.line_totals(applied, len(event.lines))
+    if sum(coupon_shares) != a.coupon_discount:
+        raise AmountsMismatch(f"the coupons give {sum(coupon_shares)} fen off these lines, "
+                              f"not couponDiscount {a.coupon_discount}",
+                              couponDiscount=sum(coupon_shares))
+    settled = []
+    by_id = {d.coupon_id: d for d in applied}
+    for coupon in chosen:
+        if held is None:
+            builder.move_coupon(held_coupon(coupon), "available", "used", order_id=order_id)
+        builder.emit("coupon.redeemed", {
+            "couponId": coupon.coupon_id, "memberId": event.member_id,
+            "templateId": coupon.template_id, "orderId": order_id,
+            "discount": by_id[coupon.coupon_id].discount})
+        settled.append(SettledCoupon(coupon_id=coupon.coupon_id,
+                                     template_id=coupon.template_id, shard=coupon.shard,
+                                     discount=by_id[coupon.coupon_id].discount,
+                                     valid_until=coupon.valid_until))
+    return [t + c for t, c in zip(tier_shares, coupon_shares)], tuple(settled)
+
+
 def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
-                upgrade) -> Settlement:
+                upgrade, coupons: dict[str, Coupon] | None = None) -> Settlement:
     """order.paid: capture the hold (or debit directly), award pending points and growth
     dated by the order's paid time, then upgrade at once if rolling growth now qualifies.
 
@@ -533,6 +700,7 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
     hold_id = hold_id_for(event.order_id)
     hold = _open_hold(builder, hold_id)
     captured = False
+    held_coupons: tuple[HeldCoupon, ...] | None = None
     if hold is not None:
         if hold.points != a.points_used or hold.principal + hold.bonus != a.balance_used:
             raise HoldMismatch(
@@ -547,6 +715,7 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
             builder.release_hold(hold_id, reason="hold_expired")
             hold = None
         else:
+            held_coupons = hold.coupons
             builder.capture_hold(hold_id)
             captured = True
             principal, bonus, takes = hold.principal, hold.bonus, hold.lots
@@ -573,15 +742,21 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
         builder.credit_growth(growth, month=month, reason="order_paid")
         change = upgrade(builder, program, gift_pending_until=available_at)
         gifts = change.gifts if change else ()
+    line_discounts, settled_coupons = None, ()
+    if event.coupon_ids or a.coupon_discount or (held_coupons or ()):
+        line_discounts, settled_coupons = settle_coupons(builder, event, program,
+                                                         coupons or {}, held_coupons)
     lines = split_lines(event.lines, discount=a.discount, points_used=a.points_used,
                         points_value_fen=points_value(a.points_used, program),
-                        balance=a.balance_used, earned_points=earned, growth=growth)
+                        balance=a.balance_used, earned_points=earned, growth=growth,
+                        line_discounts=line_discounts)
     settlement = Settlement(
         order_id=event.order_id, member_id=event.member_id, store_id=event.store_id,
         paid_at=calendar.utc(event.paid_at), tier_id=tier.id, lot_id=lot_id,
         growth_month=month, points_used=a.points_used, principal_used=principal,
         bonus_used=bonus, takes=takes, cash_paid=a.cash_paid, earned_points=earned,
-        growth=growth, captured_hold=captured, lines=tuple(lines), gifts=gifts)
+        growth=growth, captured_hold=captured, lines=tuple(lines), gifts=gifts,
+        coupons=settled_coupons)
     builder.result = settlement.result()
     return settlement
 
@@ -716,6 +891,9 @@ def apply_refund(builder: PostingBuilder, settlement: Settlement,
         "growth_reversed": settlement.growth_reversed + growth,
         "gifts_clawed_back": (*settlement.gifts_clawed_back, *clawed_tiers),
     })
+    returned = return_coupons(builder, updated)
+    if returned is not None:
+        updated = updated.model_copy(update={"coupons_returned": True})
     builder.result = {
         "orderId": settlement.order_id, "refundId": refund.refund_id,
         "memberId": settlement.member_id,
@@ -725,8 +903,31 @@ def apply_refund(builder: PostingBuilder, settlement: Settlement,
         "earnedPointsWrittenOff": written_off, "growthReversed": growth,
         "giftPointsReversed": gift_points, "giftPointsWrittenOff": gift_written_off,
         "pointsDebt": builder.member.points_debt, "bonusDebt": builder.member.bonus_debt,
+        "couponsReturned": returned or [],
     }
     return updated
+
+
+def return_coupons(builder: PostingBuilder, settlement: Settlement) -> list[str] | None:
+    """A full refund (every unit of every line refunded) gives back the order's coupons
+    that are still valid; an expired one stays used. A partial refund keeps them used: its
+    lines' refunds are already net of their coupon shares. None when nothing is due."""
+    if settlement.coupons_returned or not settlement.coupons:
+        return None
+    if any(line.refunded_quantity < line.quantity for line in settlement.lines):
+        return None
+    returned = []
+    for coupon in settlement.coupons:
+        if builder.now > coupon.valid_until:
+            continue
+        builder.move_coupon(coupon.held(), "used", "available", order_id=settlement.order_id)
+        builder.emit("coupon.returned", {"couponId": coupon.coupon_id,
+                                         "memberId": settlement.member_id,
+                                         "templateId": coupon.template_id,
+                                         "orderId": settlement.order_id,
+                                         "reason": "order_refunded"})
+        returned.append(coupon.coupon_id)
+    return returned
 
 
 def gifts_to_take_back(builder: PostingBuilder, settlement: Settlement) -> list[TierGift]:

@@ -48,7 +48,7 @@ class GrantRequest(ApiModel):
                                      description="Points each member gets (a lot each)")
     template_id: str | None = Field(
         alias="templateId", default=None, max_length=64,
-        description="A coupon template to issue (comes with coupons; refused until then)")
+        description="A coupon template: each member gets one coupon of it")
     reason_code: str = Field(alias="reasonCode", min_length=1, max_length=32)
     note: Note | None = None
     member_ids: tuple[MemberRef, ...] | None = Field(

@@ -145,6 +145,35 @@ class Lot(Frozen):
         return not self.pending and self.remaining > 0 and now <= self.expires_at
 
 
+class HeldCoupon(Frozen):
+    """A coupon a hold locks (or an order used): enough to move it and count it."""
+
+    coupon_id: str
+    template_id: str
+    shard: int
+
+
+class CouponMove(Frozen):
+    """A coupon's status change inside a posting (domain/coupons.py; storage makes it a
+    conditional update: only from `from_status`, and for an order's coupon only while it is
+    that order's)."""
+
+    coupon: HeldCoupon
+    from_status: Literal["available", "held", "used"]
+    to_status: Literal["available", "held", "used"]
+    order_id: str | None = None
+
+
+class CouponIssue(Frozen):
+    """A gift pack's coupons to issue with a posting: storage reads the template's stock
+    when it commits, and a template that ran out (or is paused, missing, or at the
+    member's limit) is reported in the result without blocking the rest."""
+
+    template_id: str
+    quantity: int
+    source: str
+
+
 class Hold(Frozen):
     hold_id: str
     member_id: str
@@ -158,6 +187,7 @@ class Hold(Frozen):
     lots: tuple[LotTake, ...] = ()
     closed_by: str | None = None
     version: int = 0
+    coupons: tuple[HeldCoupon, ...] = ()
 
 
 class OutboundEvent(Frozen):
@@ -195,6 +225,8 @@ class Posting(Frozen):
     extra_guards: tuple[str, ...] = ()
     result: dict = Field(default_factory=dict)
     created_at: datetime
+    coupons: tuple[CouponMove, ...] = ()
+    coupon_issues: tuple[CouponIssue, ...] = ()
     payload_hash: str | None = None  # kept on the guard: a replay must carry the same payload
 
 
@@ -253,6 +285,8 @@ class PostingBuilder:
         self._entries: list[Entry] = []
         self._events: list[OutboundEvent] = []
         self._extra_guards: list[str] = []
+        self._coupon_moves: dict[str, CouponMove] = {}
+        self._coupon_issues: list[CouponIssue] = []
         self._lots_fully_known = True
         self.result: dict = {}
 
@@ -658,12 +692,15 @@ class PostingBuilder:
     # ---- holds ----
 
     def place_hold(self, hold_id: str, *, points: int = 0, balance: int = 0,
-                   expires_at: datetime) -> Hold:
-        """Reserve now: the funds leave the member's buckets into the hold."""
+                   expires_at: datetime, coupons: tuple[HeldCoupon, ...] = ()) -> Hold:
+        """Reserve now: the funds leave the member's buckets into the hold, and its coupons
+        are locked to the hold's order."""
         if hold_id in self._holds:
             raise Conflict(f"hold {hold_id} is already open")
-        if points < 0 or balance < 0 or points + balance == 0:
-            raise InvalidRequest("a hold reserves a positive amount")
+        if points < 0 or balance < 0 or (points + balance == 0 and not coupons):
+            raise InvalidRequest("a hold reserves a positive amount or a coupon")
+        for coupon in coupons:
+            self.move_coupon(coupon, "available", "held", order_id=hold_id)
         takes: tuple[LotTake, ...] = ()
         principal = bonus = 0
         if balance:
@@ -672,7 +709,8 @@ class PostingBuilder:
             takes = self.debit_points(points, reason="hold", hold_id=hold_id)
         hold = Hold(hold_id=hold_id, member_id=self.member_id, source_key=self.source_key,
                     created_at=self.now, expires_at=calendar.utc(expires_at),
-                    principal=principal, bonus=bonus, points=points, lots=takes)
+                    principal=principal, bonus=bonus, points=points, lots=takes,
+                    coupons=tuple(coupons))
         self._holds[hold_id] = hold
         return hold
 
@@ -689,6 +727,8 @@ class PostingBuilder:
         hold = self._open_hold(hold_id)
         if self.now > hold.expires_at:
             raise HoldExpired(f"hold {hold_id} expired at {hold.expires_at.isoformat()}")
+        for coupon in hold.coupons:
+            self.move_coupon(coupon, "held", "used", order_id=hold_id)
         closed = hold.model_copy(update={"status": "captured", "closed_by": self.source_key})
         self._holds[hold_id] = closed
         return closed
@@ -702,9 +742,43 @@ class PostingBuilder:
                     self.credit_balance(bucket, amount, reason=reason, hold_id=hold_id)
         if hold.points:
             self.return_points(hold.lots, reason=reason, hold_id=hold_id)
+        for coupon in hold.coupons:
+            self.move_coupon(coupon, "held", "available", order_id=hold_id)
+            self.emit("coupon.returned", {"couponId": coupon.coupon_id,
+                                          "memberId": self.member_id,
+                                          "templateId": coupon.template_id,
+                                          "orderId": hold_id, "reason": reason})
         closed = hold.model_copy(update={"status": "released", "closed_by": self.source_key})
         self._holds[hold_id] = closed
         return closed
+
+    # ---- coupons ----
+
+    def move_coupon(self, coupon: HeldCoupon, from_status: str, to_status: str, *,
+                    order_id: str | None) -> None:
+        """One status change per coupon per posting: a second move of the same coupon
+        (a lapsed hold released, then the coupon used by the order that paid anyway)
+        joins the first, so storage writes the coupon once."""
+        first = self._coupon_moves.get(coupon.coupon_id)
+        if first is not None:
+            if first.to_status != from_status:
+                raise AssertionError(f"coupon {coupon.coupon_id} moves from "
+                                     f"{first.to_status}, not {from_status}")
+            from_status = first.from_status
+        if from_status == to_status:
+            self._coupon_moves.pop(coupon.coupon_id, None)
+            return
+        self._coupon_moves[coupon.coupon_id] = CouponMove(
+            coupon=coupon, from_status=from_status, to_status=to_status, order_id=order_id)
+
+    def issue_coupons(self, template_id: str, quantity: int, *, source: str) -> None:
+        """A gift pack's coupons, issued in this posting's transaction (see CouponIssue)."""
+        if quantity > 0:
+            self._coupon_issues.append(CouponIssue(template_id=template_id, quantity=quantity,
+                                                   source=source))
+
+    def coupon_moves(self) -> tuple[CouponMove, ...]:
+        return tuple(self._coupon_moves.values())
 
     # ---- reversal ----
 
@@ -787,6 +861,7 @@ class PostingBuilder:
             member_before=self._before, member=member, entries=tuple(self._entries),
             lots=tuple(lot_changes), holds=tuple(hold_changes), events=tuple(self._events),
             extra_guards=tuple(self._extra_guards), result=self.result, created_at=self.now,
+            coupons=self.coupon_moves(), coupon_issues=tuple(self._coupon_issues),
         )
 
     def _refresh_next_expiry(self) -> None:

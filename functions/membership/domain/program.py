@@ -249,7 +249,8 @@ def default_program(time_zone: str = DEFAULT_TIME_ZONE) -> Program:
         id="default",
         name="Membership",
         timeZone=time_zone,
-        signupGift=GiftPack(points=100),
+        signupGift=GiftPack(points=100, coupons=(
+            CouponGrant(templateId="WELCOME-10OFF100", quantity=1),)),
         growth=GrowthRules(perYuan=1, checkin=5),
         tiers=(
             Tier(id="V1", name="Registered", threshold=0, discountBps=0, pointsMultiplierPct=100),
@@ -259,7 +260,8 @@ def default_program(time_zone: str = DEFAULT_TIME_ZONE) -> Program:
             ),
             Tier(
                 id="V3", name="Gold", threshold=5_000, discountBps=500, pointsMultiplierPct=150,
-                benefits=(birthday, shipping), upgradeGift=GiftPack(points=1_000),
+                benefits=(birthday, shipping), upgradeGift=GiftPack(points=1_000, coupons=(
+                    CouponGrant(templateId="V3-5PCT", quantity=1),)),
             ),
             Tier(
                 id="V4", name="Diamond", threshold=20_000, discountBps=800,

@@ -86,17 +86,25 @@ def change_tier(builder: PostingBuilder, program: Program, target: Tier, *, reas
     if direction == "upgrade":
         month = calendar.month_of(builder.now, builder.tz)
         paid = dict(member.tier_gifts)
+        coupons_given = False
         for tier in program.tiers[before + 1:after + 1]:
-            if not tier.upgrade_gift.points or not gift_due(paid, tier.id, month):
+            gift = tier.upgrade_gift
+            if not (gift.points or gift.coupons) or not gift_due(paid, tier.id, month):
+                continue
+            paid[tier.id] = month
+            # The pack's coupons come with it (domain/coupons.py: stock permitting).
+            for grant in gift.coupons:
+                builder.issue_coupons(grant.template_id, grant.quantity, source="upgrade")
+                coupons_given = True
+            if not gift.points:
                 continue
             lot_id = gift_lot_id(tier.id, builder.source_key)
             builder.credit_points(
-                tier.upgrade_gift.points, reason="upgrade_gift", lot_id=lot_id,
+                gift.points, reason="upgrade_gift", lot_id=lot_id,
                 pending=gift_pending_until is not None, available_at=gift_pending_until)
-            paid[tier.id] = month
             gifts.append(TierGift(tier_id=tier.id, lot_id=lot_id,
-                                  points=tier.upgrade_gift.points, threshold=tier.threshold))
-        if gifts:
+                                  points=gift.points, threshold=tier.threshold))
+        if gifts or coupons_given:
             builder.set(tier_gifts=paid)
     builder.emit("member.tier_changed", {
         "memberId": member.member_id,

@@ -23,7 +23,10 @@ from membership.handlers.http import (
     require_subject,
 )
 from membership.observability import logger, metrics, tracer
-from membership.services import grants
+from membership.services import (
+    coupon_grants,  # noqa: F401 (registers the "coupon" kind)
+    grants,
+)
 
 app = build_app(scope=ADMIN_SCOPE)
 

@@ -12,7 +12,10 @@ import json
 from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.observability import logger, metrics, tracer
-from membership.services import grants
+from membership.services import (
+    coupon_grants,  # noqa: F401 (registers the "coupon" kind)
+    grants,
+)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -29,6 +29,8 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.admin_portrait",
     "membership.handlers.admin_metrics",
     "membership.handlers.privacy",
+    "membership.handlers.coupons",
+    "membership.handlers.admin_coupons",
     "membership.handlers.payment_notifications",
 )
 EVERY_ROUTE_ERRORS = {

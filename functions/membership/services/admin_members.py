@@ -11,9 +11,11 @@ from membership.domain.admin_members import (
     MemberSearch,
     admin_view_of,
 )
+from membership.domain.coupons import summarize
 from membership.domain.member_status import StatusChange, audit_action
 from membership.domain.members import normalize_phone
 from membership.storage import admin_members as store
+from membership.storage import coupons as coupon_store
 from membership.storage import ledger
 from membership.storage.program import load_program
 
@@ -43,13 +45,15 @@ def audit_views(member_id: str, tz: str, limit: int = AUDIT_ENTRIES) -> list[Aud
 
 
 def view(member_id: str, now: datetime | None = None) -> AdminMemberView:
-    """Live range (member, lots, holds), the latest entries and the audit trail."""
+    """Live range (member, lots, holds), the latest entries, the audit trail and the
+    coupons by status."""
     now = now or _now()
     program = load_program()
     state = ledger.read_live_range(member_id)
     entries = store.latest_entries(member_id, LAST_ENTRIES)
     audit = audit_views(member_id, program.time_zone)
-    return admin_view_of(state, entries, audit, program, now)
+    coupons = summarize(coupon_store.all_coupons(member_id), now)
+    return admin_view_of(state, entries, audit, program, now, coupons)
 
 
 def change_status(member_id: str, change: StatusChange, *, actor: str,

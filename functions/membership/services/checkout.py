@@ -7,6 +7,7 @@ from membership.domain import checkout
 from membership.domain.checkout import HoldMismatch, HoldRequest, Quote, QuoteRequest
 from membership.domain.ledger import PostingBuilder
 from membership.domain.member_status import ensure_may_spend
+from membership.storage import coupons as coupon_store
 from membership.storage import ledger
 from membership.storage import members as store
 from membership.storage.program import load_program
@@ -17,11 +18,12 @@ def _now() -> datetime:
 
 
 def quote(request: QuoteRequest, now: datetime | None = None) -> Quote:
-    """Reads the member item once; writes nothing."""
+    """Reads the member item and the member's unused coupons (one Query); writes nothing."""
     member = store.get_member(request.member_id)
-    if request.points_to_redeem or request.balance_to_use:
+    if request.points_to_redeem or request.balance_to_use or request.coupon_ids:
         ensure_may_spend(member, "checkout_spend")
-    return checkout.quote(request, member, load_program())
+    wallet = tuple(coupon_store.member_coupons(request.member_id))
+    return checkout.quote(request, member, load_program(), wallet, now or _now())
 
 
 def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]:
@@ -37,10 +39,12 @@ def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]
     source_key = checkout.hold_source_key(request.order_id)
 
     def build(state):
+        # Read inside the attempt: a retry sees the coupons as they are now.
+        coupons = coupon_store.get_coupons(request.member_id, list(request.coupon_ids))
         builder = PostingBuilder(state, program, source_key=source_key, source_type="hold",
                                  reason="hold", actor="orders", now=now)
         ensure_may_spend(state.member, "hold")
-        checkout.place_hold(builder, request, program)
+        checkout.place_hold(builder, request, program, coupons)
         return builder.build()
 
     outcome = ledger.post(request.member_id, source_key, build)

@@ -39,6 +39,8 @@ def signup(subject: str, request: SignupRequest, now: datetime | None = None
     gift = program.signup_gift.points
     if gift:
         builder.credit_points(gift, lot_id=f"signup-{member.member_id}")
+    for grant in program.signup_gift.coupons:
+        builder.issue_coupons(grant.template_id, grant.quantity, source="signup")
     builder.emit("member.signed_up", {
         "memberId": member.member_id,
         "channel": member.channel,

@@ -59,14 +59,17 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
     def build(state):
         if not any(h.hold_id == checkout.hold_id_for(event.order_id) and h.status == "held"
                    for h in state.holds) and (event.amounts.points_used
-                                              or event.amounts.balance_used):
+                                              or event.amounts.balance_used
+                                              or event.coupon_ids):
             # Spending without a hold placed before a freeze: refused, the event is
             # retried and then waits in the DLQ for an operator (docs/operations.md).
             ensure_may_spend(state.member, "order_spend")
+        coupons = _coupons_of(event, state)
         builder = PostingBuilder(state, program, source_key=source_key,
                                  source_type="order.paid", reason="order_paid",
                                  actor="orders", now=now, effective_at=event.paid_at)
-        settlement = checkout.settle_paid(builder, event, program, upgrade_if_qualified)
+        settlement = checkout.settle_paid(builder, event, program, upgrade_if_qualified,
+                                          coupons)
         made["settlement"] = aggregates.with_categories(settlement, event.lines)
         _know_member(builder, program, lambda stats: aggregates.order_paid(
             stats, made["settlement"], now=builder.now, tz=program.time_zone))
@@ -83,6 +86,20 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
 
     return ledger.post(event.member_id, source_key, build, extra,
                        payload_hash=payload_hash(event))
+
+
+def _coupons_of(event: OrderPaid, state) -> dict:
+    """The order's coupons and those its open hold locked: one BatchGetItem, or none."""
+    ids = set(event.coupon_ids)
+    hold_id = checkout.hold_id_for(event.order_id)
+    for hold in state.holds:
+        if hold.hold_id == hold_id:
+            ids.update(c.coupon_id for c in hold.coupons)
+    if not ids:
+        return {}
+    from membership.storage import coupons as coupon_store
+
+    return coupon_store.get_coupons(event.member_id, sorted(ids))
 
 
 class _NothingToRelease(DomainError):

@@ -111,8 +111,17 @@ def _event_payload(posting: Posting) -> list[dict] | None:
 
 
 def commit(posting: Posting, *, new_member: bool = False,
-           extra: tuple[ExtraItem, ...] = (), payload_hash: str | None = None) -> None:
-    """Write a posting as one TransactWriteItems; raises Retry or a domain error."""
+           extra: tuple[ExtraItem, ...] = (), payload_hash: str | None = None) -> Posting:
+    """Write a posting as one TransactWriteItems; raises Retry or a domain error.
+
+    Returns the posting as written: a gift pack's coupons (`coupon_issues`) are resolved
+    against their templates' stock here, and what was or was not issued joins its result.
+    """
+    if posting.coupon_issues:
+        from membership.storage.coupons import resolve_issues
+
+        posting, issued = resolve_issues(posting)
+        extra = (*issued, *extra)
     plan: list[tuple[str, Callable[[], Exception] | None]] = []
     # pynamodb sends every delete, then every put, then every update: cancellation reasons
     # come in that order, so each kind keeps its own plan, joined in that order below.
@@ -174,6 +183,11 @@ def commit(posting: Posting, *, new_member: bool = False,
             delete_plan.append(("hold", None))
             t.save(HoldItem.from_domain(change.after), condition=HoldItem.PK.does_not_exist())
             plan.append(("hold_record", None))
+    if posting.coupons:
+        from membership.storage.coupons import move_items
+
+        extra = (*(i for move in posting.coupons
+                   for i in move_items(posting.member.member_id, move, now)), *extra)
     for item in extra:
         if item.actions is not None:
             t.update(item.model, actions=item.actions, condition=item.condition)
@@ -200,6 +214,7 @@ def commit(posting: Posting, *, new_member: bool = False,
         t._commit()
     except TransactWriteError as exc:
         raise _translate(exc, plan, posting) from None
+    return posting
 
 
 class AlreadyApplied(Exception):
@@ -260,7 +275,8 @@ def post(member_id: str, source_key: str, build: Callable[[LedgerState], Posting
                 return _replayed(guard, payload_hash)
             raise
         try:
-            commit(posting, extra=extra(posting) if extra else (), payload_hash=payload_hash)
+            posting = commit(posting, extra=extra(posting) if extra else (),
+                             payload_hash=payload_hash)
         except PostingTooLarge:
             # Many small lots: merge lots that share an expiry, then build again.
             if not _consolidate_lots(state):

@@ -7,6 +7,7 @@ MEMBER#<id>        LOT#<expiresAt>#<lotId>     a live points lot (sorted soonest
 MEMBER#<id>        ENTRY#<asset>#<entryId>     an immutable ledger entry (newest last)
 MEMBER#<id>        RECORD#HOLD#<holdId>        a closed hold, kept out of the live range
 MEMBER#<id>        ORDER#<orderId>             a paid order's settlement (for refunds)
+MEMBER#<id>        COUPON#<couponId>           a coupon (storage/coupons.py, with templates)
 PHONE#<e164>       PHONE                       phone uniqueness
 SUBJECT#<sub>      SUBJECT                     one member per JWT subject
 SOURCE#<key>       SOURCE                      guard: the effect of <key> happened (+ outbox)
@@ -32,7 +33,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
 from membership.domain import calendar
 from membership.domain.aggregates import OrderStats
-from membership.domain.ledger import Entry, Hold, Lot, LotTake
+from membership.domain.ledger import Entry, HeldCoupon, Hold, Lot, LotTake
 from membership.domain.members import Member, PaidPlanState
 from membership.domain.tag_rules import TagMark
 from membership.storage.table import TableModel
@@ -67,6 +68,12 @@ def _takes_to_storage(takes: tuple[LotTake, ...]) -> list[LotTakeMap]:
 def _takes_from_storage(items) -> tuple[LotTake, ...]:
     return tuple(LotTake(lot_id=t.lot_id, expires_at=t.expires_at, amount=int(t.amount))
                  for t in items or [])
+
+
+class HeldCouponMap(MapAttribute):
+    coupon_id = UnicodeAttribute(attr_name="c")
+    template_id = UnicodeAttribute(attr_name="t")
+    shard = NumberAttribute(attr_name="s")
 
 
 class PaidPlanMap(MapAttribute):
@@ -353,6 +360,7 @@ class HoldItem(TableModel):
     lots = ListAttribute(of=LotTakeMap, null=True)
     closed_by = UnicodeAttribute(attr_name="closedBy", null=True)
     version = NumberAttribute(default=0)
+    coupons = ListAttribute(of=HeldCouponMap, null=True)  # coupons the hold locks
     # Sparse index of open holds by expiry, so a sweep finds the ones that lapsed.
     GSI1PK = UnicodeAttribute(null=True)
     GSI1SK = UnicodeAttribute(null=True)
@@ -365,7 +373,10 @@ class HoldItem(TableModel):
     def from_domain(cls, h: Hold) -> HoldItem:
         closed = h.status != "held"
         pk, sk = cls.key(h.member_id, h.hold_id, closed=closed)
-        item = cls(pk, sk, lots=_takes_to_storage(h.lots) or None, **h.model_dump(exclude={"lots"}))
+        coupons = [HeldCouponMap(coupon_id=c.coupon_id, template_id=c.template_id, shard=c.shard)
+                   for c in h.coupons] or None
+        item = cls(pk, sk, lots=_takes_to_storage(h.lots) or None, coupons=coupons,
+                   **h.model_dump(exclude={"lots", "coupons"}))
         if not closed:
             item.GSI1PK = f"{DUE_HOLDS}#{hash_shard(h.member_id)}"
             item.GSI1SK = f"{calendar.iso(h.expires_at)}#{h.member_id}#{h.hold_id}"
@@ -378,6 +389,8 @@ class HoldItem(TableModel):
             principal=int(self.principal), bonus=int(self.bonus), points=int(self.points),
             lots=_takes_from_storage(self.lots), closed_by=self.closed_by,
             version=int(self.version),
+            coupons=tuple(HeldCoupon(coupon_id=c.coupon_id, template_id=c.template_id,
+                                     shard=int(c.shard)) for c in self.coupons or ()),
         )
 
 
