@@ -1,10 +1,13 @@
-"""Bulk grants: points (later coupons) to a list of members (later a tag's segment).
+"""Bulk grants: points or coupons to a list of members or to a tag's segment.
 
 A grant is accepted at once (202) and applied asynchronously: its members are cut into
-chunks, one queue message each. Every (grant, member) is a posting guarded by
-`grant:<grantId>:<memberId>`, so a redelivered chunk, a retried POST or two workers on
-the same chunk credit each member once. Each chunk reports its own progress item (no
-program-wide counter): the grant's status is the sum of its chunks'.
+chunks, one queue message each. A tag's members are not listed at the POST: the grant
+worker expands the segment page by page (services/tag_grants.py), freezing each page
+before its chunk is queued, so the grant's `total` is known when the expansion ends.
+Every (grant, member) is a posting guarded by `grant:<grantId>:<memberId>`, so a
+redelivered chunk, a retried POST or two workers on the same chunk credit each member
+once. Each chunk reports its own progress item (no program-wide counter): the grant's
+status is the sum of its chunks'.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pydantic import Field, StrictInt, StringConstraints, model_validator
 from membership.domain.adjustments import Note, OperationId
 from membership.domain.ledger import PostingBuilder
 from membership.domain.members import ApiModel
+from membership.domain.tag_rules import TAG_PATTERN
 from membership.errors import Conflict, InvalidRequest, NotFound
 
 MAX_MEMBERS = 10_000
@@ -53,8 +57,14 @@ class GrantRequest(ApiModel):
     note: Note | None = None
     member_ids: tuple[MemberRef, ...] | None = Field(
         alias="memberIds", default=None, min_length=1, max_length=MAX_MEMBERS)
-    tag: str | None = Field(default=None, max_length=64,
-                            description="A tag's members (comes with tags; refused until then)")
+    tag: str | None = Field(
+        default=None, pattern=TAG_PATTERN,
+        description=(
+            "Instead of memberIds: the tag's segment, i.e. the members carrying the tag "
+            "who consent to marketing (a tag grant is a marketing reward: members "
+            "without consent get nothing). The segment is read by the grant worker when "
+            "it expands the grant, shortly after the 202; `total` is final once "
+            "`expanded` is true. No size limit."))
 
     @model_validator(mode="after")
     def _one_of_each(self) -> GrantRequest:
@@ -116,23 +126,28 @@ class ChunkProgress(ApiModel):
 class GrantView(ApiModel):
     grant_id: str = Field(alias="grantId")
     status: Literal["queued", "running", "completed"]
-    total: int = Field(description="Members in the grant (duplicates counted once)")
+    total: int = Field(description="Members in the grant (duplicates counted once); for a "
+                                   "tag, the members expanded so far")
     done: int = Field(description="Members credited (now or by an earlier delivery)")
     failed: int = Field(description="Members that could not be credited (e.g. unknown ids)")
     failures: list[Failure] = Field(description="The first failures, with their reasons")
     points: int | None
     reason_code: str = Field(alias="reasonCode")
     note: str | None
+    tag: str | None = Field(default=None, description="The tag whose segment is granted")
+    expanded: bool = Field(default=True, description=(
+        "Whether the member list is complete: a tag grant's segment is expanded by the "
+        "worker, page by page; a member list is complete at once"))
     chunks: int
     chunks_done: int = Field(alias="chunksDone")
     created_at: str = Field(alias="createdAt")
     created_by: str = Field(alias="createdBy")
 
 
-def status_of(chunks_total: int, reported: list[ChunkProgress]) -> str:
-    if not reported:
-        return "queued"
-    return "completed" if len(reported) >= chunks_total else "running"
+def status_of(chunks_total: int, reported: list[ChunkProgress], expanded: bool = True) -> str:
+    if expanded and len(reported) >= chunks_total:
+        return "completed"  # a tag with no consenting member completes with no chunk
+    return "running" if reported else "queued"
 
 
 def summed(reported: list[ChunkProgress]) -> tuple[int, int, list[Failure]]:

@@ -5,15 +5,13 @@ grant worker (membership.handlers.grant_worker) applies them.
 """
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
-from membership import aws
-from membership.config import get_settings
 from membership.domain.grants import GrantRequest, GrantView
+from membership.handlers.grant_queue import enqueue
 from membership.handlers.http import (
     ADMIN_SCOPE,
     build_app,
@@ -31,35 +29,19 @@ from membership.services import (
 app = build_app(scope=ADMIN_SCOPE)
 
 GrantId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$", description="The grant's id")]
-MAX_BATCH = 10  # SendMessageBatch's limit
-
-
-def _sqs_client():
-    return aws.client("sqs")
-
-
-def enqueue(messages: list[dict]) -> None:
-    """One message per chunk, ten per call; any refused entry fails the request (retry)."""
-    url = get_settings().grant_queue_url
-    for i in range(0, len(messages), MAX_BATCH):
-        batch = messages[i:i + MAX_BATCH]
-        response = _sqs_client().send_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(n), "MessageBody": json.dumps(m, sort_keys=True)}
-            for n, m in enumerate(batch)])
-        if response.get("Failed"):
-            raise RuntimeError(f"SQS refused {len(response['Failed'])} grant chunks")
 
 
 @app.post(
     "/v1/admin/grants",
-    summary="Grant points to up to 10,000 members, asynchronously",
+    summary="Grant points or a coupon to up to 10,000 members or to a tag, asynchronously",
     description=(
         "Answers 202 with the grant's progress; GET /v1/admin/grants/{grantId} follows it. "
         "Each member is credited once whatever the retries (a lot with the normal expiry, "
-        "reason code and operator on the entry). Unknown member ids count as failed. The "
-        "same grantId and body answer the grant again; another body is 409 "
-        "grant_id_reused. `templateId` (coupons) and `tag` come with those capabilities: "
-        "until then 422 grant_kind_not_available."),
+        "or one coupon of `templateId`; reason code and operator on the entry). Unknown "
+        "member ids count as failed. With `tag` instead of `memberIds`, the worker expands "
+        "the tag's segment (members carrying it who consent to marketing) page by page: "
+        "`expanded` turns true and `total` is final when it ends. The same grantId and "
+        "body answer the grant again; another body is 409 grant_id_reused."),
     responses={202: model_response(GrantView, "Accepted"),
                **error_responses(400, 403, 409, 422, 503)},
     tags=["admin", "grants"],

@@ -8,8 +8,8 @@ Seams for later issues: `GRANT_KINDS` is the registry of what a grant can give. 
 kind maps to a `GrantApplier` that gives one member their share once, in its own
 transaction guarded by `grant:<grantId>:<memberId>` (points today: a ledger posting; the
 coupons issue registers "coupon" with `register_grant_kind`, issuing an instance of
-`templateId` under the same guard). `members_of` resolves who gets it (a list today; the
-tags issue resolves `tag`). A kind not registered is refused at the POST (422
+`templateId` under the same guard). `members_of` resolves a member list; a `tag` is
+expanded by the worker (services/tag_grants.py) into the same chunks. A kind not registered is refused at the POST (422
 grant_kind_not_available), so nothing is queued that no worker could apply.
 """
 from __future__ import annotations
@@ -64,9 +64,9 @@ def _now() -> datetime:
 
 
 def members_of(request: GrantRequest) -> list[str]:
+    """A member list's members; a tag's are read later by the worker (tag_grants)."""
     if request.tag is not None:
-        raise GrantKindNotAvailable(
-            "grants to a tag's members come with tags; send memberIds for now", field="tag")
+        return []
     return rules.unique_members(request.member_ids or ())
 
 
@@ -87,17 +87,22 @@ def create(request: GrantRequest, *, actor: str, enqueue: Enqueue,
     size = get_settings().grant_chunk_size
     parts = rules.chunks(member_ids, size)
     digest = rules.request_hash(request)
+    tagged = request.tag is not None
     item = store.GrantItem(
         *store.GrantItem.key(request.grant_id), grant_id=request.grant_id, kind=request.kind,
         points=request.points, template_id=request.template_id, reason_code=request.reason_code, note=request.note,
         total=len(member_ids), chunks=len(parts), chunk_size=size, created_at=now,
-        created_by=actor, request_hash=digest, enqueued=False)
+        created_by=actor, request_hash=digest, enqueued=False, tag=request.tag,
+        expanded=False if tagged else None)
     existing = store.create(item)
     if existing is not None and existing.request_hash != digest:
         raise GrantIdReused(f"grant {request.grant_id} exists with another body; use a new "
                             "grantId", grantId=request.grant_id)
     grant = existing or item
-    if not grant.enqueued:
+    if not grant.enqueued and grant.tag is not None:
+        enqueue([{"grantId": grant.grant_id, "expand": 0}])  # tag_grants.expand_message
+        store.mark_enqueued(grant.grant_id)
+    elif not grant.enqueued:
         enqueue([{"grantId": grant.grant_id, "chunk": n, "memberIds": ids}
                  for n, ids in enumerate(rules.chunks(member_ids, int(grant.chunk_size)))])
         store.mark_enqueued(grant.grant_id)
@@ -145,8 +150,11 @@ def progress(grant_id: str) -> GrantView:
     if grant is None:
         raise GrantNotFound(f"no grant {grant_id}", grantId=grant_id)
     done, failed, failures = rules.summed(stored.chunks)
+    expanded = grant.tag is None or bool(grant.expanded)
     return GrantView(
-        grantId=grant.grant_id, status=rules.status_of(int(grant.chunks), stored.chunks),
+        grantId=grant.grant_id,
+        status=rules.status_of(int(grant.chunks), stored.chunks, expanded),
+        tag=grant.tag, expanded=expanded,
         total=int(grant.total), done=done, failed=failed, failures=failures,
         points=int(grant.points) if grant.points is not None else None,
         reasonCode=grant.reason_code, note=grant.note, chunks=int(grant.chunks),
