@@ -9,6 +9,10 @@ same member, through the real services against DynamoDB Local:
   chunks of two; the chunks wait on a queue of the machine's own and are applied in any
   order, interleaved with every other step, and delivered again; a grant re-posted with
   the same body or another;
+- bulk grants to a tag of the run's own, while operators tag and untag the member and the
+  member gives and withdraws marketing consent: the expansion step waits on the same
+  queue (and is delivered again), and the member is credited once iff they carried the
+  tag and consented when the segment was read;
 - freeze and unfreeze, with top-ups, holds and paid orders going on around them.
 
 `OperatorsModel` predicts each step; the inherited invariant compares the stored member,
@@ -122,12 +126,14 @@ class OperatorsMachine(MoneyMachine):
         request = GrantRequest.model_validate({"grantId": grant_id, **body})
         return self.expect(
             lambda: self.model.create_grant(grant_id, body["points"], body["reasonCode"],
-                                            tuple(body["memberIds"])),
+                                            tuple(body.get("memberIds", ())),
+                                            body.get("tag")),
             lambda: grants.create(request, actor=ACTOR, enqueue=self.queue.extend,
                                   now=self.now))
 
     @rule(data=st.data(), points=st.sampled_from([88, 500]),
-          members=st.sampled_from(["member", "with_unknown", "duplicated", "others_only"]),
+          members=st.sampled_from(["member", "with_unknown", "duplicated", "others_only",
+                                   "tag_a", "tag_b"]),
           again=st.sampled_from([None, None, "same", "other"]))
     def grant(self, data, points, members, again):
         """POST /v1/admin/grants: its chunks go to the queue and credit nobody yet; or the
@@ -138,12 +144,18 @@ class OperatorsMachine(MoneyMachine):
                 body = dict(body, points=body["points"] + 1)
             self._create_grant(grant_id, body)
             return
+        grant_id = self.next_id("G")
+        if members.startswith("tag_"):
+            body = {"points": points, "reasonCode": "campaign",
+                    "tag": self._tag(members[-1])}
+            if not isinstance(self._create_grant(grant_id, body), DomainError):
+                self.granted.append((grant_id, body))
+            return
         unknown = [f"Mnobody{self.run}{self.n}x{i}" for i in range(3)]
         member_ids = {"member": [self.member_id],
                       "with_unknown": [unknown[0], self.member_id, unknown[1], unknown[2]],
                       "duplicated": [self.member_id, unknown[0], self.member_id],
                       "others_only": unknown}[members]
-        grant_id = self.next_id("G")
         body = {"points": points, "reasonCode": "campaign", "memberIds": member_ids}
         if not isinstance(self._create_grant(grant_id, body), DomainError):
             self.granted.append((grant_id, body))
@@ -158,6 +170,9 @@ class OperatorsMachine(MoneyMachine):
         message = data.draw(st.sampled_from(self.queue))
         if not again:
             self.queue.remove(message)
+        if "expand" in message:
+            self._expand(message, again)
+            return
         grant_id, member_ids = message["grantId"], message["memberIds"]
         tally = self.expect(
             lambda: self.model.apply_grant_chunk(grant_id, member_ids, self.now),
@@ -165,6 +180,43 @@ class OperatorsMachine(MoneyMachine):
         # Unknown ids are failures of the chunk, never a crash of it.
         unknown = [m for m in member_ids if m != self.member_id]
         assert (tally.done, tally.failed) == (len(member_ids) - len(unknown), len(unknown)), tally
+
+    def _tag(self, which: str) -> str:
+        """A tag of this run's own: the segment holds no member of other runs."""
+        return f"o{self.run}-{which}"
+
+    def _expand(self, message: dict, again: bool) -> None:
+        """A tag grant's expansion step: the segment read (or its frozen pages read back)
+        and cut into chunks, which join the queue."""
+        from membership.services import tag_grants
+
+        grant_id = message["grantId"]
+        included = self.model.expand_grant(grant_id)
+        produced: list[dict] = []
+        tag_grants.expand(grant_id, int(message["expand"]), produced.extend)
+        listed = [m for chunk in produced for m in chunk.get("memberIds", [])]
+        assert listed == ([self.member_id] if included else []), (listed, included)
+        self.queue.extend(produced)
+
+    @rule(which=st.sampled_from("ab"), on=st.booleans())
+    def tag_member(self, which, on):
+        """An operator tags or untags the member (no money moves)."""
+        from membership.services import tags
+
+        self.model.set_tag(self._tag(which), on)
+        (tags.put_tag if on else tags.delete_tag)(self.member_id, self._tag(which),
+                                                   now=self.now)
+
+    @rule(on=st.booleans())
+    def set_consent(self, on):
+        """The member gives or withdraws marketing consent (a tag's segment follows it)."""
+        from membership.domain.members import ProfileUpdate
+        from membership.services import members
+
+        self.model.set_consent(on)
+        # The real clock: consent records are keyed by their instant, and the machine's
+        # clock does not move between two consent steps.
+        members.edit_profile(self.sub, ProfileUpdate(marketingConsent=on))
 
     # ---- freeze ------------------------------------------------------------------------
 

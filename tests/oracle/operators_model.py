@@ -23,10 +23,12 @@ class MAdjustment:
 
 @dataclass
 class MGrant:
-    body: tuple  # (points, reason code, member ids)
+    body: tuple  # (points, reason code, member ids, tag)
     points: int
     includes_member: bool
     credited: bool = False
+    tag: str | None = None
+    expanded: bool = False  # a tag grant: its segment has been read (and frozen)
 
 
 class OperatorsModel(MoneyModel):
@@ -35,6 +37,8 @@ class OperatorsModel(MoneyModel):
         self.adjustments: dict[str, MAdjustment] = {}
         self.grants: dict[str, MGrant] = {}
         self.frozen = False
+        self.tags: set[str] = set()  # the operators' tags the member carries
+        self.consent = True  # marketing consent, given at signup
 
     # ---- adjustments -------------------------------------------------------------------
 
@@ -88,9 +92,9 @@ class OperatorsModel(MoneyModel):
     # ---- bulk grants -------------------------------------------------------------------
 
     def create_grant(self, grant_id: str, points: int, reason_code: str,
-                     member_ids: tuple[str, ...]) -> None:
+                     member_ids: tuple[str, ...], tag: str | None = None) -> None:
         """Accepting a grant credits nobody yet: its chunks do, when they are applied."""
-        body = (points, reason_code, member_ids)
+        body = (points, reason_code, member_ids, tag)
         seen = self.grants.get(grant_id)
         if seen is not None:
             if seen.body != body:
@@ -98,7 +102,23 @@ class OperatorsModel(MoneyModel):
             return
         if reason_code not in self.program.reason_codes:
             raise Refused("unknown_reason_code")
-        self.grants[grant_id] = MGrant(body, points, self.member_id in member_ids)
+        self.grants[grant_id] = MGrant(body, points, self.member_id in member_ids, tag=tag)
+
+    def set_tag(self, tag: str, on: bool) -> None:
+        (self.tags.add if on else self.tags.discard)(tag)
+
+    def set_consent(self, on: bool) -> None:
+        self.consent = on
+
+    def expand_grant(self, grant_id: str) -> bool:
+        """A tag grant's segment is read once (frozen): the member is in it iff they carry
+        the tag and consent to marketing at that moment. A tag grant is a marketing
+        reward: without consent, nothing. Whether the member is in the grant."""
+        grant = self.grants[grant_id]
+        if not grant.expanded:
+            grant.includes_member = grant.tag in self.tags and self.consent
+            grant.expanded = True
+        return grant.includes_member
 
     def apply_grant_chunk(self, grant_id: str, member_ids: list[str], now: datetime) -> None:
         """A chunk delivered (again, or out of order): the member is credited once."""
