@@ -52,6 +52,33 @@ def test_a_bulk_grant_fans_out_over_the_local_queue(stack):
                for e in found["lastEntries"])
 
 
+def test_a_tag_grant_is_expanded_by_the_local_worker(stack):
+    tag = f"e2e-{uuid.uuid4().hex[:8]}"
+    subs = [f"tagged-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    ids = [signup(stack, sub)["memberId"] for sub in subs]
+    for member_id in ids[:2]:
+        assert admin(stack, "PUT", f"/v1/admin/members/{member_id}/tags/{tag}").status_code == 200
+    withdrawn = requests.patch(f"{stack.api_url}/v1/members/me", json={"marketingConsent": False},
+                               headers=stack.auth(subs[1]), timeout=30)
+    assert withdrawn.status_code == 200, withdrawn.text
+    grant_id = f"G-{uuid.uuid4().hex[:8]}"
+    accepted = admin(stack, "POST", "/v1/admin/grants", json={
+        "grantId": grant_id, "points": 300, "reasonCode": "campaign", "tag": tag})
+    assert accepted.status_code == 202, accepted.text
+    assert (accepted.json()["tag"], accepted.json()["expanded"]) == (tag, False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        body = admin(stack, "GET", f"/v1/admin/grants/{grant_id}").json()
+        if body["status"] == "completed":
+            break
+        time.sleep(0.3)
+    assert (body["status"], body["expanded"], body["total"], body["done"]) == (
+        "completed", True, 1, 1), body
+    points = [admin(stack, "GET", f"/v1/admin/members/{m}").json()["points"]["available"]
+              for m in ids]
+    assert points == [100 + 300, 100, 100]
+
+
 def test_program_versions_through_the_gateway(stack):
     current = admin(stack, "GET", "/v1/admin/program")
     assert current.status_code == 200
