@@ -9,8 +9,9 @@ kind maps to a `GrantApplier` that gives one member their share once, in its own
 transaction guarded by `grant:<grantId>:<memberId>` (points today: a ledger posting; the
 coupons issue registers "coupon" with `register_grant_kind`, issuing an instance of
 `templateId` under the same guard). `members_of` resolves a member list; a `tag` is
-expanded by the worker (services/tag_grants.py) into the same chunks. A kind not registered is refused at the POST (422
-grant_kind_not_available), so nothing is queued that no worker could apply.
+expanded by the worker (services/tag_grants.py) into the same chunks. A kind not
+registered is refused at the POST (422 grant_kind_not_available), so nothing is queued
+that no worker could apply.
 """
 from __future__ import annotations
 
