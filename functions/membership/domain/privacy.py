@@ -334,6 +334,22 @@ def _erase_tags(_member: Member, _now: datetime) -> dict:
     return {"tags": {}, "order_stats": OrderStats()}
 
 
+# Coupons closure removes in its own transaction; more go first in batches of this size.
+COUPONS_IN_CLOSURE = 30
+
+
+def unused_coupons(data: MemberData) -> list[Removal]:
+    """The member's coupons never used (available, or expired unused): closure deletes
+    them. Used ones are transaction records and stay; a held one is an open hold, which
+    blocks closure until its order settles."""
+    return [Removal(kind="own", key=c["SK"]) for c in data.other.get("coupon", ())
+            if c.get("status") == "available"]
+
+
+def _remove_unused_coupons(data: MemberData) -> list[Removal]:
+    return unused_coupons(data)[:COUPONS_IN_CLOSURE]
+
+
 def _withdraw_marketing(_member: Member, now: datetime) -> dict:
     return {"marketing_consent": False, "marketing_consent_at": now}
 
@@ -365,6 +381,10 @@ PARTS: list[PrivacyPart] = [
                 kept="nothing: tags, their segment index items and the order aggregates "
                      "(a shopping profile) go; the orders themselves stay in the ledger",
                 exports=_export_tags, erases=_erase_tags, erased=("tags", "orderAggregates")),
+    PrivacyPart(capability="coupons",
+                kept="used coupons (part of their orders' records); unused ones are deleted, "
+                     "their template's issued count stays (they were issued)",
+                removes=_remove_unused_coupons, erased=("unusedCoupons",)),
 ]
 
 

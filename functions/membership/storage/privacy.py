@@ -7,22 +7,25 @@ live in their own partitions and are read by the ids the ledger names (BatchGetI
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from membership.domain.calendar import parse_iso
 from membership.domain.ledger import Entry, LedgerState, LotTake, PostingTooLarge
 from membership.domain.privacy import (
+    COUPONS_IN_CLOSURE,
     MemberData,
     Removal,
     close_account,
     closure_source_key,
     ensure_closable,
     forfeit_batch,
+    unused_coupons,
 )
 from membership.domain.topups import topup_id_for
-from membership.errors import MemberNotFound
+from membership.errors import MemberNotFound, Unavailable
 from membership.storage.admin_members import AUDIT_PREFIX, AuditItem
 from membership.storage.consents import ConsentItem
-from membership.storage.ledger import ExtraItem, Outcome, post
+from membership.storage.ledger import ExtraItem, Outcome, post, read_live_range
 from membership.storage.models import (
     HoldItem,
     LotItem,
@@ -164,6 +167,7 @@ def close(member_id: str, data: MemberData, build_builder, build_batch_builder) 
     item and an entry), the points are forfeited first in batches of postings of their
     own, each checked as closure is (open, not frozen, nothing blocking), then closure
     commits what is left: the phone, subject, erasures and status in one transaction."""
+    data = _remove_coupons_beyond_closure(member_id, data, build_builder)
     while True:
         try:
             return _close_once(member_id, data, build_builder)
@@ -181,6 +185,44 @@ def close(member_id: str, data: MemberData, build_builder, build_batch_builder) 
             return builder.build()
 
         post(member_id, f"closure:{member_id}:forfeit", batch)
+
+
+def _remove_coupons_beyond_closure(member_id: str, data: MemberData,
+                                   build_builder) -> MemberData:
+    """Unused coupons beyond what closure's own transaction removes are deleted first, in
+    transactions of COUPONS_IN_CLOSURE, each conditional on the coupon still unused and
+    the member still closable (open, not frozen, nothing blocking), like the points'
+    batches. Returns `data` without them."""
+    surplus = unused_coupons(data)[COUPONS_IN_CLOSURE:]
+    if not surplus:
+        return data
+    from pynamodb.exceptions import TransactWriteError
+    from pynamodb.transactions import TransactWrite
+
+    from membership.storage.table import connection
+
+    state = read_live_range(member_id)
+    ensure_closable(MemberData(member=state.member, lots=state.lots, holds=state.holds,
+                               consents=data.consents, other=data.other),
+                    build_builder(state).now)
+    gone = set()
+    for start in range(0, len(surplus), COUPONS_IN_CLOSURE):
+        batch = surplus[start:start + COUPONS_IN_CLOSURE]
+        try:
+            with TransactWrite(connection=connection()) as t:
+                t.condition_check(MemberItem, *MemberItem.key(member_id),
+                                  condition=MemberItem.version == state.member.version)
+                for removal in batch:
+                    t.delete(MemberItem(member_pk(member_id), removal.key),
+                             condition=MemberItem.status == "available")
+        except TransactWriteError:
+            # The member moved (or a coupon was held) since the read: the member asks again.
+            raise Unavailable("the account changed while closing; try again",
+                              memberId=member_id) from None
+        gone.update(r.key for r in batch)
+    other = {**data.other, "coupon": [c for c in data.other.get("coupon", ())
+                                      if c["SK"] not in gone]}
+    return replace(data, other=other)
 
 
 def _close_once(member_id: str, data: MemberData, build_builder) -> Outcome:
