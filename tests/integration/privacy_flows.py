@@ -144,6 +144,7 @@ def live_a_life(ctx, person: Person) -> dict:
         "memberId": member_id, "orderId": f"{p}SO-1", "reviewId": f"{p}RV-1",
         "postedAt": datetime.now(SHANGHAI).replace(microsecond=0).isoformat()}), ctx)
     operate_on(ctx, person)
+    campaign_for(ctx, person)
     for module, path, query in ((members, "/v1/members/me", None),
                                 (members, "/v1/members/me/ledger", {"asset": "points"}),
                                 (checkins, "/v1/members/me/checkins", None)):
@@ -181,6 +182,35 @@ def operate_on(ctx, person: Person) -> None:
     request = GrantRequest.model_validate({
         "grantId": f"{p}G-{uuid.uuid4().hex[:6]}", "points": 88, "reasonCode": "campaign",
         "memberIds": [person.member_id]})
+    grants.create(request, actor="ops-privacy", enqueue=lambda messages: [
+        grants.apply_chunk(m["grantId"], int(m["chunk"]), list(m["memberIds"]))
+        for m in messages])
+
+
+def campaign_for(ctx, person: Person) -> None:
+    """Tags and coupons (issues 14 and 10): an operator's tag, a coupon the member claims,
+    a coupon grant; their items (tag, coupon, per-member counter, template shards, grant
+    pages) are in the scan like every other kind."""
+    from membership.domain.coupons import ClaimRequest, TemplateSpec
+    from membership.domain.grants import GrantRequest
+    from membership.errors import Conflict
+    from membership.services import coupon_grants, coupons, grants
+    from membership.services import tags as tag_service
+
+    assert coupon_grants  # registers the coupon grant kind, as the grant functions do
+
+    tag_service.put_tag(person.member_id, "milk_powder")
+    try:
+        coupons.create_template(TemplateSpec.model_validate(
+            {"templateId": "PRIVACY-5OFF", "name": "5 off", "kind": "amount_off",
+             "amountOff": 500, "minSpend": 0, "validDays": 30, "stock": 100,
+             "perMemberLimit": 5, "claimable": True}))
+    except Conflict:
+        pass  # the second person of a test: the template exists
+    coupons.claim(person.subject, uuid.uuid4().hex, ClaimRequest(templateId="PRIVACY-5OFF"))
+    request = GrantRequest.model_validate({
+        "grantId": f"{person.tag}CG-{uuid.uuid4().hex[:6]}", "templateId": "PRIVACY-5OFF",
+        "reasonCode": "campaign", "memberIds": [person.member_id]})
     grants.create(request, actor="ops-privacy", enqueue=lambda messages: [
         grants.apply_chunk(m["grantId"], int(m["chunk"]), list(m["memberIds"]))
         for m in messages])

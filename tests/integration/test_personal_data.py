@@ -24,8 +24,9 @@ PHONE_LIKE = re.compile(r"(?<![\w])\+?\d{0,3}1[3-9]\d[\d*]{4}\d{4}(?!\d)|\*{4}")
 # Item kinds (first segment of the partition key) the flows must have written, so a
 # flow that stops writing one does not quietly shrink the scan.
 KINDS_WRITTEN = {"MEMBER", "PHONE", "SUBJECT", "SOURCE", "TOPUP", "IDEMPOTENCY", "GRANT",
-                 "USAGE"}
-SORT_KINDS_WRITTEN = {"MEMBER", "ENTRY", "LOT", "RECORD", "ORDER", "CONSENT", "AUDIT"}
+                 "USAGE", "COUPONTPL", "METRICS"}
+SORT_KINDS_WRITTEN = {"MEMBER", "ENTRY", "LOT", "RECORD", "ORDER", "CONSENT", "AUDIT", "TAG",
+                      "COUPON", "COUPONCOUNT"}
 
 
 def scan_table() -> list[dict]:

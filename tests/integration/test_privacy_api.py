@@ -78,6 +78,8 @@ def test_export_holds_every_kind_of_record_of_the_member(table, lambda_context):
     assert sorted(o["order_id"] for o in doc["orders"]) == ["P1-SO-1", "P1-SO-2"]
     assert len(doc["topups"]) == 1 and doc["topups"][0]["principal"] == 50_000
     assert any(m["days"] for m in doc["checkins"]["months"].values())
+    assert "milk_powder" in {t["tag"] for t in doc["tags"]}
+    assert len(doc["otherRecords"]["coupon"]) == 2  # claimed and granted
     assert doc["subscriptions"] == []
     assert doc["assets"]["balance"]["principal"] == sum(
         e["amount"] for e in ledger["balance"] if e["bucket"] == "principal")

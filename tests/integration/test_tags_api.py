@@ -307,3 +307,13 @@ def test_a_closed_member_gains_no_rule_tag_from_the_settlement_scan(table):
     member = tag_store.read_member(member_id).model_copy(update={"status": "closed",
                                                                  "tags": {}})
     assert evaluate(facts_of(member), default_program(), datetime.now(UTC)) == {}
+
+
+def test_two_consent_statements_in_the_same_instant_are_both_recorded(table):
+    member_id = join("consent-same-instant")
+    now = datetime.now(UTC)
+    for granted in (False, True):
+        member_service.edit_profile("consent-same-instant",
+                                    ProfileUpdate(marketingConsent=granted), now=now)
+    assert sorted(r.granted for r in consent_records(member_id)) == [False, True]
+    assert tag_store.read_member(member_id).marketing_consent is True

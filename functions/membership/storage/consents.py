@@ -1,7 +1,9 @@
-"""Consent records: `MEMBER#<id>` / `CONSENT#<at>#<purpose>`, written in the transaction
-that changes the member item's current answer (storage/members.update_profile)."""
+"""Consent records: `MEMBER#<id>` / `CONSENT#<at>#<purpose>#<nonce>`, written in the
+transaction that changes the member item's current answer (services/members.edit_profile).
+The nonce keeps two statements made in the same instant apart: both are recorded."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute
@@ -20,12 +22,13 @@ class ConsentItem(TableModel):
     source = UnicodeAttribute()
 
     @staticmethod
-    def key(member_id: str, at: datetime, purpose: str) -> tuple[str, str]:
-        return member_pk(member_id), f"CONSENT#{calendar.iso(at)}#{purpose}"
+    def key(member_id: str, at: datetime, purpose: str, nonce: str) -> tuple[str, str]:
+        return member_pk(member_id), f"CONSENT#{calendar.iso(at)}#{purpose}#{nonce}"
 
     @classmethod
     def of(cls, member_id: str, record: ConsentRecord) -> ConsentItem:
-        return cls(*cls.key(member_id, record.at, record.purpose), member_id=member_id,
+        return cls(*cls.key(member_id, record.at, record.purpose, uuid.uuid4().hex[:8]),
+                   member_id=member_id,
                    purpose=record.purpose, granted=record.granted, at=record.at,
                    source=record.source)
 

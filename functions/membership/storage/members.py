@@ -3,15 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import UpdateError
 
 from membership.domain.ledger import Posting
 from membership.domain.members import BirthdayAlreadySet, Member, ProfileUpdate
 from membership.errors import MemberClosed, MemberNotFound, PhoneTaken, Unavailable
 from membership.storage.ledger import AlreadyApplied, ExtraItem, commit
 from membership.storage.models import MemberItem, PhoneItem, SubjectItem
-from membership.storage.table import Retry, connection, with_retries
+from membership.storage.table import Retry, with_retries
 
 _THROTTLED = {"ThrottlingException", "ProvisionedThroughputExceededException",
               "TransactionConflict", "TransactionConflictException"}
@@ -62,7 +61,7 @@ def create_member(posting: Posting, extra: tuple[ExtraItem, ...] = ()) -> bool:
 
 def update_profile(member_id: str, update: ProfileUpdate, now: datetime) -> Member:
     """Profile fields only: one UpdateItem that returns the new item, no read. A consent
-    change also writes its record (storage/consents.py) in the same transaction."""
+    change goes through services/members.edit_profile (tag index and record with it)."""
     item = MemberItem(*MemberItem.key(member_id))
     actions = [MemberItem.updated_at.set(now)]
     changes = update.model_dump(exclude_unset=True)
@@ -80,16 +79,6 @@ def update_profile(member_id: str, update: ProfileUpdate, now: datetime) -> Memb
     if "gender" in changes:
         actions.append(MemberItem.gender.set(changes["gender"])
                        if changes["gender"] is not None else MemberItem.gender.remove())
-    consent = None
-    if "marketing_consent" in changes:
-        from membership.domain.consents import ConsentRecord
-        from membership.storage.consents import ConsentItem
-
-        consent = ConsentItem.of(member_id, ConsentRecord(
-            purpose="marketing", granted=changes["marketing_consent"], at=now,
-            source="member"))
-        actions += [MemberItem.marketing_consent.set(changes["marketing_consent"]),
-                    MemberItem.marketing_consent_at.set(now)]
 
     def why_refused() -> Exception:
         try:
@@ -104,9 +93,6 @@ def update_profile(member_id: str, update: ProfileUpdate, now: datetime) -> Memb
         return Retry()
 
     def attempt() -> Member:
-        if consent is not None:
-            return _update_with_record(member_id, item, actions, condition, consent,
-                                           why_refused)
         try:
             item.update(actions=actions, condition=condition)
         except UpdateError as exc:
@@ -118,19 +104,3 @@ def update_profile(member_id: str, update: ProfileUpdate, now: datetime) -> Memb
         return item.to_domain()
 
     return with_retries(attempt, lambda: Unavailable("profile update stayed contended"))
-
-
-def _update_with_record(member_id: str, item: MemberItem, actions, condition, record,
-                        why_refused) -> Member:
-    try:
-        with TransactWrite(connection=connection()) as t:
-            t.update(item, actions=actions, condition=condition)
-            t.save(record, condition=type(record).PK.does_not_exist())
-    except TransactWriteError as exc:
-        reasons = [(r.code if r else None) for r in (exc.cancellation_reasons or [])]
-        if "ConditionalCheckFailed" in reasons:
-            raise why_refused() from None
-        if exc.cause_response_code in _THROTTLED or any(r in _THROTTLED for r in reasons):
-            raise Retry() from None
-        raise
-    return get_member(member_id, consistent=True)

@@ -13,7 +13,7 @@ SUBJECT#<sub>      SUBJECT                     one member per JWT subject
 SOURCE#<key>       SOURCE                      guard: the effect of <key> happened (+ outbox)
 MEMBER#<id>        TAG#<tag>                   a tag the member carries (storage/tags.py)
 PROGRAM            CURRENT                     the program's rules
-MEMBER#<id>        CONSENT#<at>#<purpose>      a consent statement (storage/privacy.py)
+MEMBER#<id>        CONSENT#<at>#<purpose>#<n>  a consent statement (storage/consents.py)
 
 A posting reads the live range of a member's partition in one query:
 SK BETWEEN 'HOLD#' AND 'MEMBER' returns open holds, live lots and the member item.
