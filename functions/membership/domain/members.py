@@ -135,6 +135,7 @@ class Member(BaseModel):
     bonus_debt: int = 0
     # tier id -> month (YYYY-MM) its upgrade gift was last paid: once per tier per 12 months.
     tier_gifts: dict[str, str] = Field(default_factory=dict)
+    birthday_gift_year: int | None = None  # the year the birthday gift was last given
     # Order aggregates and tags (docs/tags.md); without marketing consent, no segment.
     order_stats: OrderStats = Field(default_factory=OrderStats)
     tags: dict[str, TagMark] = Field(default_factory=dict)

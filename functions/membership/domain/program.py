@@ -167,6 +167,9 @@ class Program(Rules):
     currency: Literal["CNY"] = "CNY"
     time_zone: str = Field(alias="timeZone", max_length=64)
     signup_gift: GiftPack = Field(alias="signupGift")
+    # Given once a year in the birthday month to members whose tier lists the
+    # `birthday_gift` benefit (domain/birthdays.py); a stored program without it gives none.
+    birthday_gift: GiftPack = Field(alias="birthdayGift", default_factory=GiftPack)
     growth: GrowthRules
     tiers: tuple[Tier, ...] = Field(min_length=1)
     downgrade_policy: Literal["none", "one_down", "to_qualified"] = Field(alias="downgradePolicy")
@@ -251,6 +254,8 @@ def default_program(time_zone: str = DEFAULT_TIME_ZONE) -> Program:
         timeZone=time_zone,
         signupGift=GiftPack(points=100, coupons=(
             CouponGrant(templateId="WELCOME-10OFF100", quantity=1),)),
+        birthdayGift=GiftPack(points=200, coupons=(
+            CouponGrant(templateId="BIRTHDAY-20OFF100", quantity=1),)),
         growth=GrowthRules(perYuan=1, checkin=5),
         tiers=(
             Tier(id="V1", name="Registered", threshold=0, discountBps=0, pointsMultiplierPct=100),

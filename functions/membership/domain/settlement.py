@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from membership.domain import calendar
+from membership.domain import birthdays, calendar
 from membership.domain.ledger import PostingBuilder
 from membership.domain.program import Program
 from membership.domain.tiers import change_tier, settlement_target
@@ -82,6 +82,8 @@ class Snapshot(BaseModel):
     points_next_expiry_at: datetime | None = None
     paid_plan_ends_at: datetime | None = None
     settled_period: str | None = None
+    birthday: str | None = None  # YYYY-MM-DD: only its month is read (domain/birthdays.py)
+    birthday_gift_year: int | None = None
 
 
 class Decision(BaseModel):
@@ -94,6 +96,7 @@ class Decision(BaseModel):
     rolling_growth: int
     expire_points: bool = False
     lapse_plan: bool = False
+    birthday_gift: bool = False
     already_settled: bool = False
 
     @property
@@ -101,7 +104,8 @@ class Decision(BaseModel):
         """False means: write nothing for this member."""
         if self.already_settled:
             return False
-        return self.tier_after != self.tier_before or self.expire_points or self.lapse_plan
+        return (self.tier_after != self.tier_before or self.expire_points or self.lapse_plan
+                or self.birthday_gift)
 
 
 def rolling_growth(growth_months: dict[str, int], period: str) -> int:
@@ -132,6 +136,9 @@ def decide(snapshot: Snapshot, program: Program, period: str) -> Decision:
         tier_after=target.id, rolling_growth=rolling,
         expire_points=expiry is not None and expiry < close,
         lapse_plan=plan_end is not None and plan_end < close,
+        birthday_gift=birthdays.gift_due(
+            program, birthday=snapshot.birthday, gift_year=snapshot.birthday_gift_year,
+            tier=target, month=birthdays.month_after(period)),
     )
 
 
@@ -142,7 +149,8 @@ def snapshot_of(member) -> Snapshot:
         growth_months=dict(member.growth_months),
         points_next_expiry_at=member.points_next_expiry_at,
         paid_plan_ends_at=member.paid_plan.ends_at if member.paid_plan else None,
-        settled_period=member.settled_period,
+        settled_period=member.settled_period, birthday=member.birthday,
+        birthday_gift_year=member.birthday_gift_year,
     )
 
 
@@ -172,6 +180,9 @@ def apply(builder: PostingBuilder, program: Program, period: str) -> dict:
                          reason="settlement", rolling_growth=decision.rolling_growth,
                          period=period)
     direction = change.direction if change else None
+    birthday_points = 0
+    if decision.birthday_gift:
+        birthday_points = birthdays.give(builder, program, birthdays.month_after(period))
     if decision.lapse_plan:
         builder.set(paid_plan=None)
     builder.set(settled_period=period)
@@ -185,6 +196,8 @@ def apply(builder: PostingBuilder, program: Program, period: str) -> dict:
         "pointsExpired": expired_points,
         "planLapsed": decision.lapse_plan,
     }
+    if decision.birthday_gift:
+        result["birthdayGiftPoints"] = birthday_points
     builder.result = result
     return result
 
@@ -203,6 +216,7 @@ class Tally(BaseModel):
     points_expired: int = 0
     members_expired: int = 0
     plans_lapsed: int = 0
+    birthday_gifts: int = 0
     failures: int = 0
     tags_added: int = 0  # rule tags the run put on or took off (docs/tags.md)
     tags_removed: int = 0
@@ -225,6 +239,7 @@ class Tally(BaseModel):
             points_expired=self.points_expired + other.points_expired,
             members_expired=self.members_expired + other.members_expired,
             plans_lapsed=self.plans_lapsed + other.plans_lapsed,
+            birthday_gifts=self.birthday_gifts + other.birthday_gifts,
             failures=self.failures + other.failures,
             tags_added=self.tags_added + other.tags_added,
             tags_removed=self.tags_removed + other.tags_removed,
@@ -245,6 +260,7 @@ class TallyBuilder:
     def __init__(self) -> None:
         self.processed = self.changed = self.upgrades = self.downgrades = 0
         self.points_expired = self.members_expired = self.plans_lapsed = self.failures = 0
+        self.birthday_gifts = 0
         self.tags_added = self.tags_removed = 0
         self.kept: Counter[str] = Counter()
         self.stocks = [0, 0, 0, 0, 0]  # points available, pending, principal, bonus, paid
@@ -274,6 +290,8 @@ class TallyBuilder:
             self.members_expired += 1
         if result.get("planLapsed"):
             self.plans_lapsed += 1
+        if "birthdayGiftPoints" in result:
+            self.birthday_gifts += 1
 
     def failed(self) -> None:
         self.failures += 1
@@ -293,7 +311,7 @@ class TallyBuilder:
             processed=self.processed, changed=self.changed, upgrades=self.upgrades,
             downgrades=self.downgrades, points_expired=self.points_expired,
             members_expired=self.members_expired, plans_lapsed=self.plans_lapsed,
-            failures=self.failures, tags_added=self.tags_added,
+            birthday_gifts=self.birthday_gifts, failures=self.failures, tags_added=self.tags_added,
             tags_removed=self.tags_removed, tiers_kept=dict(self.kept),
             points_available=self.stocks[0], points_pending=self.stocks[1],
             balance_principal=self.stocks[2], balance_bonus=self.stocks[3],
@@ -318,6 +336,8 @@ class SettlementReport(BaseModel):
     points_expired: int = Field(alias="pointsExpired")
     members_with_expired_points: int = Field(alias="membersWithExpiredPoints")
     plans_lapsed: int = Field(alias="plansLapsed")
+    birthday_gifts: int = Field(alias="birthdayGifts", default=0,
+                                description="Members given the birthday gift by this run")
     failures: int
     tags_added: int = Field(alias="tagsAdded", default=0)
     tags_removed: int = Field(alias="tagsRemoved", default=0)
@@ -338,7 +358,8 @@ def report_of(period: str, tally: Tally, *, status: str, segments: int, segments
         membersProcessed=tally.processed, membersChanged=tally.changed,
         upgrades=tally.upgrades, downgrades=tally.downgrades,
         pointsExpired=tally.points_expired, membersWithExpiredPoints=tally.members_expired,
-        plansLapsed=tally.plans_lapsed, failures=tally.failures,
+        plansLapsed=tally.plans_lapsed, birthdayGifts=tally.birthday_gifts,
+        failures=tally.failures,
         tagsAdded=tally.tags_added, tagsRemoved=tally.tags_removed,
         tiersBefore=dict(sorted(tally.tiers_before.items())),
         tiersAfter=dict(sorted(tally.tiers_after.items())),

@@ -124,6 +124,7 @@ class MemberItem(TableModel):
     points_debt = NumberAttribute(attr_name="ptsDebt", default=0)
     bonus_debt = NumberAttribute(attr_name="balBDebt", default=0)
     tier_gifts = MapAttribute(attr_name="tierGifts", default=dict)
+    birthday_gift_year = NumberAttribute(attr_name="bdayGiftYear", null=True)
     # Order aggregates and tags as JSON (domain/aggregates.py, domain/tags.py).
     order_stats = UnicodeAttribute(attr_name="ordStats", null=True)
     tags = UnicodeAttribute(null=True)
@@ -198,6 +199,8 @@ class MemberItem(TableModel):
             checkin_since=self.checkin_since, checkin_carry=int(self.checkin_carry or 0),
             points_debt=int(self.points_debt or 0), bonus_debt=int(self.bonus_debt or 0),
             tier_gifts=_plain_map(self.tier_gifts),
+            birthday_gift_year=(int(self.birthday_gift_year)
+                                if self.birthday_gift_year is not None else None),
             order_stats=stats_from_json(self.order_stats), tags=tags_from_json(self.tags),
             closed_at=self.closed_at, retain_until=self.retain_until,
             birthday=self.birthday, gender=self.gender,

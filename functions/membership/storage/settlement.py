@@ -33,10 +33,12 @@ MEMBER_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "pla
                      # What the tag rules read (storage/tags.py SCAN_ATTRIBUTES).
                      "createdAt", "ordStats", "tags", "topupTotal", "status",
                      # The stocks the metrics read (docs/metrics.md).
-                     "ptsA", "ptsP", "balP", "balB")
+                     "ptsA", "ptsP", "balP", "balB",
+                     # The birthday gift (domain/birthdays.py).
+                     "birthday", "bdayGiftYear")
 # Of the paid plan only its end matters.
 MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7, #a8, #a9, #a10, #a11, #a12, \
-#a13, #a14, #a15, #a16, #a17"
+#a13, #a14, #a15, #a16, #a17, #a18, #a19"
 
 
 class SettlementNotFound(NotFound):
@@ -285,6 +287,8 @@ def snapshot_from_raw(raw: dict) -> Snapshot:
         points_next_expiry_at=calendar.parse_iso(expiry) if expiry else None,
         paid_plan_ends_at=calendar.parse_iso(plan_end) if plan_end else None,
         settled_period=raw.get("settled", {}).get("S"),
+        birthday=raw.get("birthday", {}).get("S"),
+        birthday_gift_year=int(raw["bdayGiftYear"]["N"]) if "bdayGiftYear" in raw else None,
     )
 
 
