@@ -85,7 +85,12 @@ class ClosureMachine(MoneyMachine):
         assert got["breaches"] == [], got["breaches"]
         if again:
             assert privacy.close(self.sub, now=self.now) == (answer, True)
+        self.check_what_closure_kept()
         self._next_member_with_the_same_phone(phone)
+
+    def check_what_closure_kept(self) -> None:
+        """What a capability keeps of a closed account, compared with its model (the
+        money flow's part is checked above)."""
 
     def _next_member_with_the_same_phone(self, phone: str) -> None:
         """The closed member's phone signs up again: a new member, whose run goes on."""

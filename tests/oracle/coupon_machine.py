@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from typing import ClassVar
 
 from coupon_model import CouponModel
 from hypothesis import strategies as st
@@ -37,6 +38,8 @@ def run_templates(run: str) -> dict[str, TemplateSpec]:
 
 
 class CouponMachine(MoneyMachine):
+    coupon_model_class: ClassVar[type[CouponModel]] = CouponModel
+
     @initialize(history=st.sampled_from(MoneyMachine.HISTORIES))
     def start(self, history="fresh"):
         from membership.services import coupons
@@ -49,7 +52,7 @@ class CouponMachine(MoneyMachine):
             coupons.create_template(spec, now=START)
         templates = {s.template_id: s for s in rules.default_templates()}
         templates.update(self.run_templates)
-        self.model_class = functools.partial(CouponModel, templates=templates)
+        self.model_class = functools.partial(self.coupon_model_class, templates=templates)
         self.claim_keys: list[tuple[str, str]] = []
         self.grant_ids: list[tuple[str, str]] = []
         super().start(history)
@@ -144,7 +147,9 @@ class CouponMachine(MoneyMachine):
     # ---- checkout with coupons ---------------------------------------------------------
 
     def _draw_coupons(self, data) -> tuple[str, ...]:
-        ids = sorted(self.model.coupons)
+        # In the order they were issued: coupon ids derive from the run's random member id,
+        # so sorting them would make the same draws pick other coupons in another run.
+        ids = list(self.model.coupons)
         if not ids:
             return ()
         first = data.draw(st.sampled_from(ids), label="coupon")
@@ -202,7 +207,11 @@ class CouponMachine(MoneyMachine):
             order_id = self.next_id("SO")
             p = self._amount(points, sum(lot.remaining for lot in self.model.spendable(self.now)))
             b = self._amount(balance, self.model.principal + self.model.bonus)
-        payload = self._payload(order_id, p, b, cash)
+        self._pay_with(order_id, p, b, cash, coupon_ids, wrong)
+
+    def _pay_with(self, order_id: str, points: int, balance: int, cash: int,
+                  coupon_ids: tuple[str, ...], wrong: bool = False) -> None:
+        payload = self._payload(order_id, points, balance, cash)
         discount = self._coupon_discount(payload, coupon_ids) + (100 if wrong else 0)
         a = payload["amounts"]
         payload["couponIds"] = list(coupon_ids)
@@ -225,7 +234,7 @@ class CouponMachine(MoneyMachine):
                   if status == "available" and self.now >= self.model.coupons[c].valid_from]
         if not usable:
             return
-        coupon_id = data.draw(st.sampled_from(sorted(usable)))
+        coupon_id = data.draw(st.sampled_from(usable))
         lines = self._payload("Q", 0, 0, data.draw(st.sampled_from([500, 30_000])))["lines"]
         try:
             q = checkout.quote(QuoteRequest(memberId=self.member_id, lines=lines,

@@ -130,7 +130,15 @@ class CouponModel(MoneyModel):
                 for grant in tier.upgrade_gift.coupons:
                     self.gift(grant.template_id, grant.quantity, source_key, n, now)
                     n += 1
+        self.packs_in_posting = n
         return gifts
+
+    def birthday_gift(self, month: str, now: datetime, source_key: str) -> None:
+        """The birthday pack's coupons follow the upgrade packs of the same settlement."""
+        super().birthday_gift(month, now, source_key)
+        for i, grant in enumerate(self.program.birthday_gift.coupons):
+            self.gift(grant.template_id, grant.quantity, source_key,
+                      self.packs_in_posting + i, now)
 
     # ---- holds --------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ A new capability extends both: subclass `MoneyModel` with its operations, subcla
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -38,6 +40,18 @@ START = datetime(2022, 6, 14, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, mid-month
 LAST = START + timedelta(days=3 * 365)  # stays in the past, whatever validates paidAt
 
 
+def birthday_gift_for_every_tier(program):
+    """The program with the birthday gift listed on every tier: a bounded run's member
+    rarely reaches Silver, the first tier that lists it in the default program."""
+    from membership.domain.program import Benefit
+
+    gift = Benefit(code="birthday_gift", name="Birthday gift")
+    tiers = tuple(t if any(b.code == gift.code for b in t.benefits)
+                  else t.model_copy(update={"benefits": (*t.benefits, gift)})
+                  for t in program.tiers)
+    return program.model_copy(update={"tiers": tiers})
+
+
 class MoneyMachine(RuleBasedStateMachine):
     """One new member per run, on the test's table; the model predicts every outcome.
 
@@ -47,11 +61,13 @@ class MoneyMachine(RuleBasedStateMachine):
 
     model_class = MoneyModel
     counter = 0
+    # Rare paths a bounded run must have reached (the tests assert on them).
+    seen: ClassVar[Counter] = Counter()
 
     # ---- setup and teardown ------------------------------------------------------------
 
     # Where a run starts: bounded runs reach deep states from a member with a past.
-    HISTORIES = ("fresh", "ordered", "spent_and_refilled", "points_held")
+    HISTORIES = ("fresh", "ordered", "spent_and_refilled", "points_held", "birthday_month")
 
     @initialize(history=st.sampled_from(HISTORIES))
     def start(self, history="fresh"):
@@ -87,7 +103,9 @@ class MoneyMachine(RuleBasedStateMachine):
         ordered: a top-up with its bonus, an order paid and completed;
         spent_and_refilled: a top-up with its bonus, all of it held for an order, then a
         refill below the bonus threshold (what an attacker of the bonus does first);
-        points_held: an order's points completed, then every point held for another order.
+        points_held: an order's points completed, then every point held for another order;
+        birthday_month: the member's birthday is in this month (its settlement gives the
+        gift).
         """
         def top_up(amount):
             reference = f"test-{self.next_id('pay')}"
@@ -108,6 +126,8 @@ class MoneyMachine(RuleBasedStateMachine):
             top_up(10_000)
             MoneyMachine.hold(self, None, "none", "all", False)
             top_up(5_000)
+        elif history == "birthday_month":
+            self._set_birthday(f"1990-{calendar.month_of(self.now, TZ)[5:7]}-14")
         elif history == "points_held":
             paid_and_completed(30_000)
             MoneyMachine.hold(self, None, "all", "none", False)
@@ -402,6 +422,29 @@ class MoneyMachine(RuleBasedStateMachine):
             self.refunds.append((payload["orderId"], payload["refundId"],
                                  payload.get("lines")))
 
+    # ---- the birthday (the settlement of its month gives the gift) ------------------------
+
+    @rule(ahead=st.sampled_from([0, 1, 1, 2, 7]), day=st.sampled_from([1, 15, 28]),
+          same=st.booleans())
+    def set_birthday(self, ahead, day, same):
+        """The member sets a birthday a few months ahead (once: the same date again is
+        accepted, another date refused)."""
+        if same and self.model.birthday is not None:
+            birthday = self.model.birthday
+        else:
+            month = calendar.shift_month(calendar.month_of(self.now, TZ), ahead)
+            birthday = f"1990-{month[5:7]}-{day:02d}"
+        self._set_birthday(birthday)
+
+    def _set_birthday(self, birthday: str) -> None:
+        from membership.domain.members import ProfileUpdate
+        from membership.services import members
+
+        self.expect(lambda: self.model.set_birthday(birthday),
+                    lambda: members.edit_profile(
+                        self.sub, ProfileUpdate.model_validate({"birthday": birthday}),
+                        now=self.now))
+
     # ---- time ----------------------------------------------------------------------------
 
     @precondition(lambda self: self.now < LAST)
@@ -435,7 +478,10 @@ class MoneyMachine(RuleBasedStateMachine):
         if period in self.settled:
             return
         self.settled.add(period)
+        gift_year = self.model.birthday_gift_year
         self.model.settle(period, self.now)
+        if self.model.birthday_gift_year != gift_year:
+            MoneyMachine.seen["birthday gift"] += 1
         member = ledger.read_live_range(self.member_id).member
         settlement.settle_member(snapshot_of(member), load_program(), period,
                                  clock=lambda: self.now)

@@ -135,6 +135,8 @@ class MoneyModel:
         self.settled_period: str | None = None
         self.topup_day: str | None = None
         self.topup_day_amount = 0
+        self.birthday: str | None = None
+        self.birthday_gift_year: int | None = None
         gift = program.signup_gift.points
         if gift:
             self.credit_points(f"signup-{member_id}", gift, now=now, effective_at=now)
@@ -555,17 +557,43 @@ class MoneyModel:
             target = {"none": current, "one_down": current - 1}.get(policy, qualified)
         available = [lot for lot in self.lots.values() if lot.remaining and not lot.pending]
         expire = bool(available) and min(lot.expires_at for lot in available) < close
-        if target == current and not expire:
+        month = calendar.shift_month(period, 1)
+        birthday = self.birthday_due(self.program.tiers[target], month)
+        if target == current and not expire and not birthday:
             return
         if expire:
             for lot in self.lots.values():
                 if lot.remaining and lot.expires_at < close:
                     lot.remaining = 0
             self._drop_used_up()
-        self.change_tier(self.program.tiers[target].id, now=now,
-                         source_key=f"settlement:{period}:{self.member_id}",
+        source_key = f"settlement:{period}:{self.member_id}"
+        self.change_tier(self.program.tiers[target].id, now=now, source_key=source_key,
                          effective_at=now, gift_pending_until=None)
+        if birthday:
+            self.birthday_gift(month, now, source_key)
         self.settled_period = period
+
+    # ---- the birthday gift (docs/coupons.md) ------------------------------------------
+
+    def set_birthday(self, birthday: str) -> None:
+        if self.birthday is not None and self.birthday != birthday:
+            raise Refused("birthday_already_set")
+        self.birthday = birthday
+
+    def birthday_due(self, tier, month: str) -> bool:
+        """In the birthday month's settlement, once a year, to a tier that lists it."""
+        pack = self.program.birthday_gift
+        return (bool(pack.points or pack.coupons) and self.birthday is not None
+                and self.birthday[5:7] == month[5:7]
+                and self.birthday_gift_year != int(month[:4])
+                and "birthday_gift" in {b.code for b in tier.benefits})
+
+    def birthday_gift(self, month: str, now: datetime, source_key: str) -> None:
+        year = int(month[:4])
+        points = self.program.birthday_gift.points
+        if points:
+            self.credit_points(f"birthday-{year}", points, now=now, effective_at=now)
+        self.birthday_gift_year = year
 
     # ---- helpers -----------------------------------------------------------------------
 
