@@ -1,6 +1,9 @@
 """The OpenAPI document declares what every route really answers."""
+import re
+
 import pytest
 
+from membership.domain.members import member_id_for
 from membership.handlers.openapi import build_openapi_document
 
 DOCUMENT = build_openapi_document()
@@ -53,3 +56,11 @@ def test_only_the_providers_signed_notifications_go_without_a_bearer_token():
                    if operation.get("security") == []}
     assert open_routes == {("POST", "/v1/payments/wechatpay/notifications"),
                            ("POST", "/v1/payments/alipay/notifications")}
+
+
+def test_every_member_id_in_a_path_has_one_schema_that_takes_the_ids_members_get():
+    schemas = [parameter["schema"] for _, _, operation in OPERATIONS
+               for parameter in operation.get("parameters", ())
+               if parameter["in"] == "path" and parameter["name"] == "memberId"]
+    assert len(schemas) >= 6 and all(schema == schemas[0] for schema in schemas)
+    assert re.fullmatch(schemas[0]["pattern"], member_id_for("any-subject"))

@@ -11,9 +11,9 @@ from membership.handlers.http import (
     ADMIN_SCOPE,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import coupons
@@ -37,7 +37,7 @@ def create_template(body: TemplateSpec):
     require_subject(app, "admin")
     view = coupons.create_template(body)
     metrics.add_metric(name="CouponTemplatesCreated", unit=MetricUnit.Count, value=1)
-    return json_response(201, view.model_dump(mode="json", by_alias=True))
+    return view_response(201, view)
 
 
 @app.get(
@@ -50,7 +50,7 @@ def create_template(body: TemplateSpec):
 def get_template(templateId: TemplateIdPath):
     require_subject(app, "admin")
     view = coupons.get_template(templateId)
-    return json_response(200, view.model_dump(mode="json", by_alias=True))
+    return view_response(200, view)
 
 
 @app.patch(
@@ -66,7 +66,7 @@ def get_template(templateId: TemplateIdPath):
 def patch_template(templateId: TemplateIdPath, body: TemplatePatch):
     require_subject(app, "admin")
     view = coupons.patch_template(templateId, body)
-    return json_response(200, view.model_dump(mode="json", by_alias=True))
+    return view_response(200, view)
 
 
 

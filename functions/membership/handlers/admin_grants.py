@@ -16,9 +16,9 @@ from membership.handlers.http import (
     ADMIN_SCOPE,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import (
@@ -53,7 +53,7 @@ def post_grant(body: GrantRequest):
         metrics.add_metric(name="GrantsAccepted", unit=MetricUnit.Count, value=1)
         logger.info("grant accepted", extra={"grantId": view.grant_id, "total": view.total,
                                              "by": subject})
-    return json_response(202, view.model_dump(mode="json", by_alias=True))
+    return view_response(202, view)
 
 
 @app.get(
@@ -64,7 +64,7 @@ def post_grant(body: GrantRequest):
 )
 def get_grant(grantId: GrantId):
     require_subject(app, "admin")
-    return json_response(200, grants.progress(grantId).model_dump(mode="json", by_alias=True))
+    return view_response(200, grants.progress(grantId))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -9,7 +9,7 @@ import json
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.adjustments import AdjustmentRequest
@@ -18,23 +18,19 @@ from membership.domain.member_status import StatusChange
 from membership.handlers.http import (
     ADMIN_SCOPE,
     JSON,
+    MemberId,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import adjustments, admin_members
 
 app = build_app(scope=ADMIN_SCOPE)
 
-MemberId = Annotated[str, Path(pattern=r"^M[a-z2-7]{24}$", description="The member's id")]
 REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-def _view(status: int, view: AdminMemberView) -> Response:
-    return json_response(status, view.model_dump(mode="json", by_alias=True))
 
 
 @app.get(
@@ -48,7 +44,7 @@ def _view(status: int, view: AdminMemberView) -> Response:
 def find_members(phone: Annotated[str, Query(min_length=3, max_length=32)]):
     require_subject(app, "admin")
     found = admin_members.find_by_phone(phone)
-    return json_response(200, found.model_dump(mode="json", by_alias=True))
+    return view_response(200, found)
 
 
 @app.get(
@@ -62,7 +58,7 @@ def find_members(phone: Annotated[str, Query(min_length=3, max_length=32)]):
 )
 def get_member(memberId: MemberId):
     require_subject(app, "admin")
-    return _view(200, admin_members.view(memberId))
+    return view_response(200, admin_members.view(memberId))
 
 
 @app.patch(
@@ -83,7 +79,7 @@ def patch_member(memberId: MemberId, body: StatusChange):
                            else "MembersUnfrozen", unit=MetricUnit.Count, value=1)
         logger.info("member status changed", extra={"memberId": memberId,
                                                      "status": body.status, "by": subject})
-    return _view(200, view)
+    return view_response(200, view)
 
 
 @app.post(

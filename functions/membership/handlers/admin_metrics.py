@@ -10,9 +10,9 @@ from membership.handlers.http import (
     ADMIN_SCOPE,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import metrics as service
@@ -36,7 +36,7 @@ def get_metrics(period: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                                              description="YYYY-MM")]):
     require_subject(app, "admin")
     answer = service.metrics(period)
-    return json_response(200, answer.model_dump(mode="json", by_alias=True))
+    return view_response(200, answer)
 
 
 @logger.inject_lambda_context(clear_state=True)

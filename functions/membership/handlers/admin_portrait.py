@@ -1,25 +1,20 @@
 """HTTP: the member portrait (画像), `GET /v1/admin/members/{memberId}/portrait`."""
 from __future__ import annotations
 
-from typing import Annotated
-
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from membership.domain.portrait import Portrait
 from membership.handlers.http import (
     ADMIN_SCOPE,
+    MemberId,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import portrait as service
 
 app = build_app(scope=ADMIN_SCOPE)
-
-MemberId = Annotated[str, Path(pattern=r"^M[a-z2-7]{8,64}$", description="The member's id")]
 
 
 @app.get(
@@ -35,7 +30,7 @@ MemberId = Annotated[str, Path(pattern=r"^M[a-z2-7]{8,64}$", description="The me
 def get_portrait(memberId: MemberId):
     require_subject(app, "admin")
     answer = service.portrait(memberId)
-    return json_response(200, answer.model_dump(mode="json", by_alias=True))
+    return view_response(200, answer)
 
 
 @logger.inject_lambda_context(clear_state=True)

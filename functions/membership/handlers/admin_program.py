@@ -1,7 +1,6 @@
 """HTTP: operators read and change the program's rules (`/v1/admin/program`)."""
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -15,12 +14,11 @@ from membership.domain.program_admin import (
 )
 from membership.handlers.http import (
     ADMIN_SCOPE,
-    JSON,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import program_admin
@@ -29,9 +27,7 @@ app = build_app(scope=ADMIN_SCOPE)
 
 
 def _with_etag(body: ProgramVersionView, tag: str) -> Response:
-    return Response(status_code=200, content_type=JSON,
-                    body=json.dumps(body.model_dump(mode="json", by_alias=True)),
-                    headers={"ETag": tag})
+    return view_response(200, body, headers={"ETag": tag})
 
 
 @app.get(
@@ -86,7 +82,7 @@ def get_versions(
 ):
     require_subject(app, "admin")
     page = program_admin.versions(limit, cursor)
-    return json_response(200, page.model_dump(mode="json", by_alias=True))
+    return view_response(200, page)
 
 
 @app.get(
@@ -99,7 +95,7 @@ def get_versions(
 def get_version(version: Annotated[int, Path(ge=0, le=10**9)]):
     require_subject(app, "admin")
     view = program_admin.version(version)
-    return json_response(200, view.model_dump(mode="json", by_alias=True))
+    return view_response(200, view)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,9 +6,9 @@ from membership.handlers.http import (
     ADMIN_SCOPE,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import settlement
@@ -26,7 +26,7 @@ app = build_app(scope=ADMIN_SCOPE)
 def get_settlement(period: str):
     require_subject(app, "admin")
     report = settlement.report(period)
-    return json_response(200, report.model_dump(mode="json", by_alias=True))
+    return view_response(200, report)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -14,23 +14,19 @@ from membership.domain.tag_rules import TAG_PATTERN
 from membership.domain.tags import MemberTags, SegmentPage
 from membership.handlers.http import (
     ADMIN_SCOPE,
+    MemberId,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import tags
 
 app = build_app(scope=ADMIN_SCOPE)
 
-MemberId = Annotated[str, Path(pattern=r"^M[a-z2-7]{8,64}$", description="The member's id")]
 Tag = Annotated[str, Path(pattern=TAG_PATTERN, description="A tag name")]
-
-
-def _answer(status: int, model) -> object:
-    return json_response(status, model.model_dump(mode="json", by_alias=True))
 
 
 @app.put(
@@ -47,7 +43,7 @@ def put_tag(memberId: MemberId, tag: Tag):
     require_subject(app, "admin")
     answer = tags.put_tag(memberId, tag)
     metrics.add_metric(name="ManualTagsPut", unit=MetricUnit.Count, value=1)
-    return _answer(200, answer)
+    return view_response(200, answer)
 
 
 @app.delete(
@@ -61,7 +57,7 @@ def put_tag(memberId: MemberId, tag: Tag):
 )
 def delete_tag(memberId: MemberId, tag: Tag):
     require_subject(app, "admin")
-    return _answer(200, tags.delete_tag(memberId, tag))
+    return view_response(200, tags.delete_tag(memberId, tag))
 
 
 @app.get(
@@ -77,7 +73,7 @@ def segment(tag: Tag,
             cursor: Annotated[str | None, Query(max_length=2048)] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     require_subject(app, "admin")
-    return _answer(200, tags.segment(tag, limit, cursor))
+    return view_response(200, tags.segment(tag, limit, cursor))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -13,6 +13,7 @@ from membership.handlers.http import (
     json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import checkins
@@ -52,7 +53,7 @@ def check_in(body: Annotated[CheckinRequest | None, Body()] = None):
 )
 def get_calendar(month: Annotated[Month | None, Query(description="YYYY-MM")] = None):
     view = checkins.calendar(require_subject(app, "member"), month)
-    return json_response(200, view.model_dump(mode="json", by_alias=True))
+    return view_response(200, view)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,6 +10,7 @@ from membership.handlers.http import (
     json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import checkout
@@ -31,7 +32,7 @@ app = build_app()
 def post_quote(body: QuoteRequest):
     require_subject(app, "orders")
     result = checkout.quote(body)
-    return json_response(200, result.model_dump(mode="json", by_alias=True))
+    return view_response(200, result)
 
 
 @app.post(

@@ -12,9 +12,9 @@ from membership.handlers.http import (
     IDEMPOTENCY_EXTENSION,
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
@@ -59,7 +59,7 @@ def list_coupons(
 ):
     subject = require_subject(app, "member")
     page = coupons.wallet(subject, status, limit, cursor)
-    return json_response(200, page.model_dump(mode="json", by_alias=True))
+    return view_response(200, page)
 
 
 @logger.inject_lambda_context(clear_state=True)

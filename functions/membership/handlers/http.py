@@ -13,10 +13,11 @@ import binascii
 import json
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from membership.domain import text
 from membership.domain.ledger import PostingTooLarge
@@ -33,6 +34,9 @@ from membership.errors import (
 )
 from membership.observability import logger
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 JSON = "application/json"
 # The operators' scope: every /v1/admin route needs it.
 ADMIN_SCOPE = "admin"
@@ -40,6 +44,10 @@ FORM = "application/x-www-form-urlencoded"
 # Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
 # needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
 IDEMPOTENCY_EXTENSION = "x-idempotency-key"
+# A member id in a path, for every route that takes one. Ids are "M" + 24 base32 characters
+# (members.member_id_for); the pattern allows 8 to 64 of them, as the order system's bodies
+# do (domain/checkout.py): a well-formed id of another length is an unknown member (404).
+MemberId = Annotated[str, Path(pattern=r"^M[a-z2-7]{8,64}$", description="The member's id")]
 
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
@@ -70,6 +78,15 @@ def error_response(status: int, code: str, message: str, **details: Any) -> Resp
 
 def json_response(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type=JSON, body=json.dumps(body, default=str))
+
+
+def view_response(status: int, view: BaseModel,
+                  headers: Mapping[str, str] | None = None) -> Response:
+    """A pydantic model as the answer's JSON body, by alias (what `model_response` declares
+    in the OpenAPI document)."""
+    return Response(status_code=status, content_type=JSON,
+                    body=json.dumps(view.model_dump(mode="json", by_alias=True), default=str),
+                    headers=dict(headers) if headers else None)
 
 
 def status_of(error: DomainError) -> int:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import Field
@@ -13,19 +12,15 @@ from membership.domain.members import ApiModel, MemberProfile, ProfileUpdate, Si
 from membership.handlers.http import (
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.services import ledger, members
 from membership.storage.program import load_program
 
 app = build_app()
-
-
-def _profile(status: int, profile: MemberProfile) -> Response:
-    return json_response(status, profile.model_dump(mode="json", by_alias=True))
 
 
 @app.post(
@@ -41,7 +36,7 @@ def signup(body: SignupRequest):
     profile, created = members.signup(subject, body)
     if created:
         metrics.add_metric(name="MembersSignedUp", unit=MetricUnit.Count, value=1)
-    return _profile(201 if created else 200, profile)
+    return view_response(201 if created else 200, profile)
 
 
 @app.get(
@@ -51,7 +46,7 @@ def signup(body: SignupRequest):
     tags=["members"],
 )
 def get_me():
-    return _profile(200, members.profile(require_subject(app, "member")))
+    return view_response(200, members.profile(require_subject(app, "member")))
 
 
 @app.patch(
@@ -64,7 +59,7 @@ def get_me():
     tags=["members"],
 )
 def patch_me(body: ProfileUpdate):
-    return _profile(200, members.edit_profile(require_subject(app, "member"), body))
+    return view_response(200, members.edit_profile(require_subject(app, "member"), body))
 
 
 class EntryView(ApiModel):
@@ -110,7 +105,7 @@ def get_ledger(
         ) for e in entries],
         nextCursor=next_cursor,
     )
-    return json_response(200, page.model_dump(mode="json", by_alias=True))
+    return view_response(200, page)
 
 
 @logger.inject_lambda_context(clear_state=True)

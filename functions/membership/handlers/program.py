@@ -5,9 +5,9 @@ from membership.domain.program import Program
 from membership.handlers.http import (
     build_app,
     error_responses,
-    json_response,
     model_response,
     require_subject,
+    view_response,
 )
 from membership.observability import logger, metrics, tracer
 from membership.storage.program import load_program
@@ -23,7 +23,7 @@ app = build_app()
 )
 def get_program():
     require_subject(app, "member")
-    return json_response(200, load_program().model_dump(mode="json", by_alias=True))
+    return view_response(200, load_program())
 
 
 @logger.inject_lambda_context(clear_state=True)
