@@ -316,7 +316,9 @@ class MoneyModel:
         self.topups[reference] = MTopup(reference, amount, bonus)
 
     def refund_topup(self, reference: str, refund_reference: str, amount: int | None) -> None:
-        topup = self.topups[reference]
+        topup = self.topups.get(reference)
+        if topup is None:  # never credited (e.g. refused while the member was frozen)
+            raise Refused("topup_not_found")
         if refund_reference in topup.refunds:
             if amount is not None and amount != topup.refunds[refund_reference]:
                 raise Refused("refund_reference_used")

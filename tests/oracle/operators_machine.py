@@ -40,38 +40,6 @@ class OperatorsMachine(MoneyMachine):
         self.queue: list[dict] = []  # grant chunks not yet delivered (or to deliver again)
         super().with_history(history)
 
-    # ---- what a freeze changes in the inherited rules --------------------------------
-
-    @precondition(lambda self: self.topup_refs)
-    @rule(data=st.data(), part=st.sampled_from([1_000, "whole", "half"]),
-          again=st.sampled_from([None, None, "same", "other amount"]))
-    def refund_top_up(self, data, part, again):
-        """MoneyMachine's refund of a top-up, of payments that were credited only (a
-        top-up refused while the member was frozen left nothing to refund)."""
-        from membership.domain.topups import RefundRequest, topup_id_for
-        from membership.services import topups
-
-        self.topup_refs = [r for r in self.topup_refs if r[0] in self.model.topups]
-        if not self.topup_refs:
-            return
-        if again and self.refund_refs:
-            reference, refund_ref, amount = data.draw(st.sampled_from(self.refund_refs))
-            if again == "other amount":
-                amount = (amount or 2) - 1 or None
-        else:
-            reference, total = data.draw(st.sampled_from(self.topup_refs))
-            refund_ref = self.next_id("rf")
-            amount = {"whole": None, "half": total // 2}.get(part, part)
-            self.refund_refs.append((reference, refund_ref, amount))
-        # The whole top-up is a refund without `amount` (an explicit null is refused).
-        body = {"refundReference": refund_ref}
-        if amount is not None:
-            body["amount"] = amount
-        request = RefundRequest.model_validate(body)
-        self.expect(lambda: self.model.refund_topup(reference, refund_ref, amount),
-                    lambda: topups.refund(topup_id_for(reference), request,
-                                          actor="operator", now=self.now))
-
     # ---- adjustments -------------------------------------------------------------------
 
     def _available(self, asset: str) -> int:

@@ -7,7 +7,7 @@ from coupon_closure_machine import CouponClosureMachine
 def test_closure_removes_unused_coupons_keeps_used_ones_and_template_counts(
         oracle_settings):
     # Many short runs: closures come before holds pile up.
-    CouponClosureMachine.TestCase.settings = oracle_settings(40, 20)
+    CouponClosureMachine.TestCase.settings = oracle_settings(24, 20)
     CouponClosureMachine.outcomes.clear()
     CouponClosureMachine.coupon_outcomes.clear()
     CouponClosureMachine.TestCase().runTest()

@@ -1,7 +1,7 @@
 """The money oracle with coupons in the suite, bounded to a few minutes on two cores."""
 import pytest
 from coupon_machine import CouponMachine
-from money_machine import MoneyMachine, birthday_gift_for_every_tier
+from money_machine import birthday_gift_for_every_tier
 
 
 @pytest.mark.timeout(900)
@@ -11,7 +11,4 @@ def test_every_member_owns_the_coupons_the_documented_policies_say(oracle_settin
 
     CouponMachine.TestCase.settings = oracle_settings(8, 30)
     save_program(birthday_gift_for_every_tier(default_program()))
-    MoneyMachine.seen.clear()
     CouponMachine.TestCase().runTest()
-    # Settlements that gave the birthday pack (its coupons follow any upgrade pack's).
-    assert MoneyMachine.seen["birthday gift"], MoneyMachine.seen

@@ -4,7 +4,7 @@ import os
 import pytest
 from activity_machine import EXTRA_TASKS, OUTCOMES, ActivityMachine
 from hypothesis import settings
-from money_machine import MoneyMachine, birthday_gift_for_every_tier
+from money_machine import birthday_gift_for_every_tier
 
 
 @pytest.fixture
@@ -24,9 +24,7 @@ def money_oracle_settings(oracle_settings):
 @pytest.mark.timeout(900)
 def test_every_member_owns_what_the_documented_policies_say(money_oracle_settings):
     ActivityMachine.TestCase.settings = money_oracle_settings
-    MoneyMachine.seen.clear()
     ActivityMachine.TestCase().runTest()
-    assert MoneyMachine.seen["birthday gift"], MoneyMachine.seen
     if os.environ.get("ORACLE_STATS"):
         print("\n".join(f"{n:5d}  {what}" for what, n in sorted(OUTCOMES.items())))
 
