@@ -146,15 +146,23 @@ def lambda_context():
     return make_lambda_context()
 
 
+# The longest runs (the oracles, the e2e stack's group, `sam build`): started first, so
+# that under pytest-xdist they spread over the workers instead of ending the run on one.
+LONG_FIRST = ("oracle", "e2e", "template")
+
+
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, tests that share a session-wide server run on one worker.
 
     The e2e tests share one `membership-local up`; grouping them keeps it to one stack per
-    run instead of one per worker.
+    run instead of one per worker. The long ones go first (xdist hands work out in
+    collection order).
     """
     for item in items:
         if item.get_closest_marker("e2e") is not None or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.xdist_group("e2e"))
+    items.sort(key=lambda item: not set(LONG_FIRST) & set(
+        item.path.relative_to(config.rootpath).parts))
 
 
 # ---- payment providers (docs/payments.md) ------------------------------------------------

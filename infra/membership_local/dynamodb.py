@@ -138,11 +138,19 @@ def wait_until_ready(endpoint: str, timeout: float, alive: Callable[[], bool] = 
     raise DynamoDBStartError(f"{endpoint} did not answer ListTables within {timeout}s: {last_error}")
 
 
+# The client-level JIT only and one GC thread: DynamoDB Local here serves tests and the
+# local stack, runs of minutes where the server compiler's work never pays back. Measured
+# on 150 signups with 450 top-ups: the JVM's CPU time halved (18 s → 8–10 s), wall clock
+# the same on an idle machine; on 2 cores shared by several instances CPU is what counts.
+JAVA_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+
+
 def _start_dynamodb_local(java: str, port: int, timeout: float) -> LocalDynamoDB:
     jar = find_jar()
     log = tempfile.TemporaryFile()
     cmd = [
-        java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
+        java, *JAVA_OPTIONS, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+        "-jar", str(jar),
         "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port),
     ]
     # Own process group, so stop() takes down the JVM and anything it forks.
