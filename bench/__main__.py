@@ -26,7 +26,8 @@ def _fmt_units(value: float, known: bool) -> str:
     return f"{value:g}" if known else "n/a"
 
 
-def _operations_section(checks: list[Check]) -> tuple[list[str], list[Outcome]]:
+def _operations_section(checks: list[Check], only: str | None = None
+                        ) -> tuple[list[str], list[Outcome]]:
     lines = ["## DynamoDB calls per operation", ""]
     try:
         from membership_local.dynamodb import free_port, start_dynamodb
@@ -48,7 +49,7 @@ def _operations_section(checks: list[Check]) -> tuple[list[str], list[Outcome]]:
         create_table(db.endpoint, table)
         _handler_environment(db.endpoint, table)
         ctx = BenchContext(db.endpoint, db.backend, table, counter)
-        outcomes = operations.run(ctx)
+        outcomes = operations.run(ctx, only)
     finally:
         db.stop()
         counter.uninstall()
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the cold-start runs (and the sam build of the sizes)")
     parser.add_argument("--coldstart-runs", type=int, default=coldstart.RUNS,
                         help="fresh processes per cold-start cell (median)")
+    parser.add_argument("--only", metavar="NAME",
+                        help="run only the operations whose name contains NAME")
     parser.add_argument("--callgrind", action="store_true",
                         help="also count the built cold starts' CPU instructions (slow)")
     args = parser.parse_args(argv)
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_coldstart:
         sections.append(coldstart.run(load_template(), checks, runs=args.coldstart_runs,
                                       callgrind=args.callgrind))
-    op_lines, outcomes = _operations_section(checks)
+    op_lines, outcomes = _operations_section(checks, args.only)
     sections.append(op_lines)
     sections.insert(
         0,

@@ -11,11 +11,10 @@ BENCH_GRANT_MEMBERS sets the grant's size (default 10,000).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.operations import BenchContext, CallStats, operation
+from bench.operations import BenchContext, CallStats, operation, use_table
 
 ADMIN_MEMBERS = "membership.handlers.admin_members.handler"
 ADMIN_GRANTS = "membership.handlers.admin_grants.handler"
@@ -87,22 +86,9 @@ def _direct(member_ids: list[str], concurrency: int) -> float:
                                    "membership_local.queues"),
            route="POST /v1/admin/grants")
 def bulk_grant(ctx: BenchContext) -> CallStats:
-    from membership_local.template import create_table
-
-    # A table of its own, dropped afterwards: 20,000 members would slow what runs next.
-    table = f"{ctx.table_name}-grant"
-    create_table(ctx.endpoint, table)
-    previous = os.environ["TABLE_NAME"]
-    _use_table(table)
-    try:
+    # A server of its own: 20,000 members would slow what runs next.
+    with ctx.table_of_its_own(f"{ctx.table_name}-grant"):
         return _bulk_grant(ctx)
-    finally:
-        _use_table(previous)
-        import botocore.session
-
-        botocore.session.get_session().create_client(
-            "dynamodb", region_name="us-east-1", endpoint_url=ctx.endpoint,
-        ).delete_table(TableName=table)
 
 
 def _bulk_grant(ctx: BenchContext) -> CallStats:
@@ -118,7 +104,7 @@ def _bulk_grant(ctx: BenchContext) -> CallStats:
     os.environ.update(AWS_ENDPOINT_URL_SQS=queues_url,
                       GRANT_QUEUE_URL=queue_refs(template, queues_url)["GrantQueue"],
                       GRANT_WRITE_CONCURRENCY=str(WRITE_CONCURRENCY))
-    _use_table(os.environ["TABLE_NAME"])
+    use_table(os.environ["TABLE_NAME"])  # the settings read the queue URL again
     started = time.monotonic()
     granted, direct = _members(members, "grant"), _members(members, "direct")
     warm = _members(max(100, members // 20), "warm")
@@ -168,12 +154,3 @@ def _bulk_grant(ctx: BenchContext) -> CallStats:
               RATIO_TARGET)
     return calls
 
-
-def _use_table(name: str) -> None:
-    os.environ["TABLE_NAME"] = name
-    config = sys.modules.get("membership.config")
-    if config is not None:
-        config.get_settings.cache_clear()
-    table = sys.modules.get("membership.storage.table")
-    if table is not None:
-        table.reset_connections()
