@@ -30,6 +30,16 @@ def admin(stack, method, path, **kwargs):
                             **kwargs)
 
 
+def grant_when_completed(stack, grant_id: str, timeout: float = 120) -> dict:
+    """The grant's status once the local workers completed it (or the last one read)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = admin(stack, "GET", f"/v1/admin/grants/{grant_id}").json()
+        if body["status"] == "completed" or time.monotonic() >= deadline:
+            return body
+        time.sleep(0.3)
+
+
 def test_a_bulk_grant_fans_out_over_the_local_queue(stack):
     members = [signup(stack, f"grantee-{uuid.uuid4().hex[:8]}") for _ in range(5)]
     ids = [m["memberId"] for m in members] + ["M" + "z" * 24]
@@ -37,12 +47,7 @@ def test_a_bulk_grant_fans_out_over_the_local_queue(stack):
     accepted = admin(stack, "POST", "/v1/admin/grants", json={
         "grantId": grant_id, "points": 300, "reasonCode": "campaign", "memberIds": ids})
     assert accepted.status_code == 202, accepted.text
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        body = admin(stack, "GET", f"/v1/admin/grants/{grant_id}").json()
-        if body["status"] == "completed":
-            break
-        time.sleep(0.3)
+    body = grant_when_completed(stack, grant_id)
     assert (body["status"], body["total"], body["done"], body["failed"]) == (
         "completed", 6, 5, 1), body
     assert body["failures"][0]["code"] == "member_not_found"
@@ -66,12 +71,7 @@ def test_a_tag_grant_is_expanded_by_the_local_worker(stack):
         "grantId": grant_id, "points": 300, "reasonCode": "campaign", "tag": tag})
     assert accepted.status_code == 202, accepted.text
     assert (accepted.json()["tag"], accepted.json()["expanded"]) == (tag, False)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        body = admin(stack, "GET", f"/v1/admin/grants/{grant_id}").json()
-        if body["status"] == "completed":
-            break
-        time.sleep(0.3)
+    body = grant_when_completed(stack, grant_id)
     assert (body["status"], body["expanded"], body["total"], body["done"]) == (
         "completed", True, 1, 1), body
     points = [admin(stack, "GET", f"/v1/admin/members/{m}").json()["points"]["available"]
