@@ -99,6 +99,9 @@ def grant_entries():
                                & EntryItem.SK.startswith("ENTRY#")))
 
 
+# About 4,400 ledger transactions against DynamoDB Local: 45 s alone, several minutes
+# when the whole suite shares two cores, so the default 300 s bound does not fit it.
+@pytest.mark.timeout(900)
 def test_a_grant_of_2000_members_with_10_unknown_credits_exactly_1990_once(
         queue, apigw_event, lambda_context):
     sqs, url = queue
