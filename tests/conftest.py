@@ -151,6 +151,9 @@ def lambda_context():
 LONG_FIRST = ("oracle", "e2e", "template")
 
 
+# tryfirst: xdist's worker plugin, registered after this conftest, reads the groups in
+# its own hook of this name, and pluggy calls the later registration first.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, tests that share a session-wide server run on one worker.
 
@@ -163,6 +166,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("e2e"))
     items.sort(key=lambda item: not set(LONG_FIRST) & set(
         item.path.relative_to(config.rootpath).parts))
+
+
+def pytest_collection_finish(session):
+    """Refuse a run whose xdist groups were not applied (each group would then start its
+    own server or build on every worker)."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    ungrouped = [item.nodeid for item in session.items
+                 if item.get_closest_marker("xdist_group") is not None and "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(f"pytest-xdist did not group {len(ungrouped)} tests, e.g. "
+                                f"{ungrouped[0]}: check the pytest and pytest-xdist versions")
 
 
 # ---- payment providers (docs/payments.md) ------------------------------------------------
