@@ -50,17 +50,26 @@ class LocalDynamoDB:
         return dynamodb_client(self.endpoint, region)
 
 
-def dynamodb_client(endpoint: str, region: str = DEFAULT_REGION, service: str = "dynamodb"):
-    import boto3
-    from botocore.config import Config
+_clients: dict[tuple[str, str, str], object] = {}
 
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=30),
-        **DUMMY_CREDENTIALS,
-    )
+
+def dynamodb_client(endpoint: str, region: str = DEFAULT_REGION, service: str = "dynamodb"):
+    """A client of the local server, made once per (endpoint, region, service): the tests
+    create a table per test, and making a client costs more than the call."""
+    key = (endpoint, region, service)
+    made = _clients.get(key)
+    if made is None:
+        import boto3
+        from botocore.config import Config
+
+        made = _clients[key] = boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=region,
+            config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=30),
+            **DUMMY_CREDENTIALS,
+        )
+    return made
 
 
 def free_port() -> int:

@@ -5,6 +5,8 @@ runs locally without touching this package.
 """
 from __future__ import annotations
 
+import copy
+
 import json
 import re
 from collections.abc import Mapping
@@ -32,7 +34,12 @@ EVENT_RULE_TYPES = ("EventBridgeRule", "CloudWatchEvent")
 # --- loading ---------------------------------------------------------------------------
 
 
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: the same documents, parsed 8× faster
+# (the tests create a table from the template for each test).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):
     """SafeLoader that turns CloudFormation short tags into their long JSON form."""
 
 
@@ -58,9 +65,17 @@ def default_template_path() -> Path:
     return repo_root() / "template.yaml"
 
 
+_parsed: dict[tuple[str, int, int], dict] = {}
+
+
 def load_template(path: str | Path | None = None) -> dict:
-    text = Path(path or default_template_path()).read_text(encoding="utf-8")
-    return yaml.load(text, Loader=_CfnLoader)
+    """The template as a dict: parsed once per file version, a fresh copy for each caller."""
+    file = Path(path or default_template_path())
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _parsed:
+        _parsed[key] = yaml.load(file.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    return copy.deepcopy(_parsed[key])
 
 
 # --- intrinsic functions ---------------------------------------------------------------
