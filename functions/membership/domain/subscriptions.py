@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import calendar as _stdcal
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from membership.domain import calendar
+from membership.domain.ledger import PostingBuilder
+from membership.domain.member_status import ensure_may_spend
+from membership.domain.members import ApiModel, PaidPlanState
 from membership.domain.program import FEN_PER_YUAN, PaidPlan, Program, Tier
+from membership.domain.topups import BalanceOut, PaymentChannel, Reference, balance_of
+from membership.errors import Conflict, InvalidRequest, NotFound
 
+PlanId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 Term = Literal["monthly", "quarterly", "yearly", "trial"]
 PaidTerm = Literal["monthly", "quarterly", "yearly"]
 Status = Literal["trial", "active", "lapsed", "refunded"]
@@ -295,3 +301,243 @@ def points_multiplier_pct(tier: Tier, plan: PaidPlan | None) -> int:
 def free_shipping(tier: Tier, plan: PaidPlan | None) -> bool:
     return (plan is not None and plan.free_shipping) or any(
         b.code == FREE_SHIPPING for b in tier.benefits)
+
+
+# ---- the wire contract and the purchase posting -----------------------------------------
+# (docs/subscriptions.md; services/subscriptions.py reads and writes, this decides.)
+
+class PlanNotFound(NotFound):
+    code = "plan_not_found"
+
+
+class TrialUsed(Conflict):
+    code = "trial_used"
+
+
+class TrialNotOffered(InvalidRequest):
+    code = "trial_not_offered"
+
+
+class SubscriptionNotFound(NotFound):
+    code = "subscription_not_found"
+
+
+class SubscriptionRequest(ApiModel):
+    """Buy, extend or start the trial of a paid plan: pay by a provider or from balance."""
+
+    plan_id: PlanId = Field(alias="planId")
+    term: Term
+    payment_reference: Reference | None = Field(
+        alias="paymentReference", default=None,
+        description="The provider's transaction id, verified for the term's exact price")
+    channel: PaymentChannel | None = Field(
+        default=None, description="Payment channel of paymentReference, e.g. wechat_pay")
+    pay_with: Literal["balance"] | None = Field(
+        alias="payWith", default=None, description="'balance': pay from stored value")
+
+    @model_validator(mode="after")
+    def _one_way_to_pay(self) -> SubscriptionRequest:
+        if self.term == "trial":
+            if self.payment_reference is not None or self.pay_with is not None:
+                raise ValueError("a trial is free: give neither paymentReference nor payWith")
+            return self
+        if (self.payment_reference is None) == (self.pay_with is None):
+            raise ValueError("give exactly one of paymentReference and payWith")
+        if self.payment_reference is not None and self.channel is None:
+            raise ValueError("paymentReference needs its channel")
+        if self.pay_with is not None and self.channel is not None:
+            raise ValueError("channel belongs to paymentReference")
+        return self
+
+
+class AutoRenewRequest(ApiModel):
+    auto_renew: StrictBool = Field(alias="autoRenew")
+
+
+class BenefitsUsedView(ApiModel):
+    coupon_discount: int = Field(alias="couponDiscount", description="fen")
+    bonus_points: int = Field(alias="bonusPoints")
+    plan_discount: int = Field(alias="planDiscount", description="fen")
+    total: int = Field(description="fen saved: coupons, member price, bonus points' value")
+
+
+class TermView(ApiModel):
+    term_id: str = Field(alias="termId")
+    plan_id: str = Field(alias="planId")
+    term: Term
+    price: int = Field(description="fen")
+    paid_with: Literal["payment", "balance", "trial"] = Field(alias="paidWith")
+    payment_reference: str | None = Field(alias="paymentReference")
+    paid_at: str = Field(alias="paidAt")
+    starts_at: str = Field(alias="startsAt")
+    ends_at: str = Field(alias="endsAt")
+    status: Literal["upcoming", "current", "ended", "refunded"]
+    benefits_used: BenefitsUsedView = Field(alias="benefitsUsed")
+
+
+class PurchaseResponse(ApiModel):
+    subscription_id: str = Field(alias="subscriptionId")
+    plan_id: str = Field(alias="planId")
+    term: TermView
+    extended: bool = Field(description="true: added after the active term; false: starts now")
+    status: Status
+    ends_at: str = Field(alias="endsAt", description="the end of the plan after this purchase")
+    balance: BalanceOut | None = Field(description="stored value after paying from it")
+
+
+class SubscriptionView(ApiModel):
+    subscription_id: str | None = Field(alias="subscriptionId")
+    plan_id: str | None = Field(alias="planId")
+    plan_name: str | None = Field(alias="planName")
+    status: Status | None = Field(description="derived at read time; null: never subscribed")
+    started_at: str | None = Field(alias="startedAt")
+    ends_at: str | None = Field(alias="endsAt")
+    auto_renew: bool = Field(alias="autoRenew")
+    next_renewal_on: str | None = Field(alias="nextRenewalOn",
+                                        description="YYYY-MM-DD, program time zone")
+    trial_used: bool = Field(alias="trialUsed")
+    saved_this_term: BenefitsUsedView = Field(alias="savedThisTerm")
+    terms: list[TermView]
+
+
+class Purchase(BaseModel):
+    """A term as the purchase posting writes it (storage keeps it as one record)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record: TermRecord
+    member_id: str
+    subscription_id: str
+    seq: int
+    paid_with: Literal["payment", "balance", "trial"]
+    payment_reference: str | None = None
+    channel: str | None = None
+    paid_principal: int = 0
+    paid_bonus: int = 0
+    extended: bool
+    benefits: BenefitsUsed = Field(default_factory=BenefitsUsed)
+
+
+def subscription_id_for(member_id: str, plan_id: str) -> str:
+    """A member's run of one plan; names both, so a refund or charge needs no index."""
+    return f"{member_id}.{plan_id}"
+
+
+def term_id_for(subscription_id: str, seq: int) -> str:
+    return f"{subscription_id}.{seq:04d}"
+
+
+def plan_of(program: Program, plan_id: str) -> PaidPlan:
+    for plan in program.paid_plans:
+        if plan.id == plan_id:
+            return plan
+    raise PlanNotFound(f"the program has no paid plan {plan_id!r}", planId=plan_id)
+
+
+def term_status(t: TermRecord, now: datetime) -> str:
+    if t.refunded_at is not None:
+        return "refunded"
+    if now < t.starts_at:
+        return "upcoming"
+    return "current" if now <= t.ends_at else "ended"
+
+
+def benefits_view(used: BenefitsUsed, program: Program) -> BenefitsUsedView:
+    return BenefitsUsedView(couponDiscount=used.coupon_discount, bonusPoints=used.bonus_points,
+                            planDiscount=used.plan_discount,
+                            total=benefits_value(used, program))
+
+
+def term_view(p: Purchase, program: Program, now: datetime) -> TermView:
+    tz, t = program.time_zone, p.record
+    return TermView(termId=t.term_id, planId=t.plan_id, term=t.term, price=t.price,
+                    paidWith=p.paid_with, paymentReference=p.payment_reference,
+                    paidAt=calendar.wire(t.paid_at, tz), startsAt=calendar.wire(t.starts_at, tz),
+                    endsAt=calendar.wire(t.ends_at, tz), status=term_status(t, now),
+                    benefitsUsed=benefits_view(p.benefits, program))
+
+
+def apply_purchase(builder: PostingBuilder, program: Program, request: SubscriptionRequest,
+                   terms: list[Purchase]) -> Purchase:
+    """The purchase posting's legs: the balance debit (if any), the member's paid plan, the
+    answer and the event. `terms` are the member's terms of this plan, read in this attempt."""
+    now, tz = builder.now, program.time_zone
+    member = builder.member
+    ensure_may_spend(member, "plan_purchase")
+    plan = plan_of(program, request.plan_id)
+    records = [p.record for p in terms]
+    if request.term == "trial":
+        if plan.trial_days == 0:
+            raise TrialNotOffered(f"plan {plan.id} offers no trial", planId=plan.id)
+        if trial_used(records, plan.id):
+            raise TrialUsed("a trial is once per member, and this member has had it",
+                            planId=plan.id)
+    price = term_price(plan, request.term)
+    current = latest_term(records)
+    span = next_term(plan, request.term, now=now, tz=tz, current=current)
+    subscription_id = subscription_id_for(member.member_id, plan.id)
+    seq = max((p.seq for p in terms), default=0) + 1
+    record = TermRecord(term_id=term_id_for(subscription_id, seq), plan_id=plan.id,
+                        term=request.term, price=price, paid_at=now, starts_at=span.starts_at,
+                        ends_at=span.ends_at, anchor=span.anchor,
+                        months_from_anchor=span.months_from_anchor)
+    principal = bonus = 0
+    if request.pay_with == "balance":
+        principal, bonus = builder.debit_balance(price, reason="plan_purchase")
+    paid_with = ("trial" if request.term == "trial"
+                 else "balance" if request.pay_with == "balance" else "payment")
+    purchase = Purchase(record=record, member_id=member.member_id,
+                        subscription_id=subscription_id, seq=seq, paid_with=paid_with,
+                        payment_reference=request.payment_reference, channel=request.channel,
+                        paid_principal=principal, paid_bonus=bonus, extended=span.extends)
+    run_start = (member.paid_plan.started_at
+                 if span.extends and member.paid_plan is not None
+                 and member.paid_plan.plan_id == plan.id else span.starts_at)
+    builder.set(paid_plan=PaidPlanState(plan_id=plan.id, started_at=run_start,
+                                        ends_at=span.ends_at))
+    after = builder.member
+    status = status_of([*records, record], now)
+    view = PurchaseResponse(
+        subscriptionId=subscription_id, planId=plan.id,
+        term=term_view(purchase, program, now), extended=span.extends, status=status,
+        endsAt=calendar.wire(span.ends_at, tz),
+        balance=balance_of(after) if request.pay_with == "balance" else None)
+    builder.result = view.model_dump(mode="json", by_alias=True) | {
+        "memberId": member.member_id}
+    builder.emit("subscription.renewed" if span.extends else "subscription.started", {
+        "memberId": member.member_id, "subscriptionId": subscription_id, "planId": plan.id,
+        "termId": record.term_id, "term": request.term, "price": price, "paidWith": paid_with,
+        "paymentReference": request.payment_reference,
+        "startsAt": calendar.wire(span.starts_at, tz), "endsAt": calendar.wire(span.ends_at, tz),
+        "occurredAt": calendar.wire(now, tz),
+    })
+    return purchase
+
+
+def subscription_view(program: Program, plan_id: str | None, terms: list[Purchase],
+                      auto_renew: bool, now: datetime) -> SubscriptionView:
+    """GET /v1/members/me/subscriptions: status, dates and savings derived at read time."""
+    tz = program.time_zone
+    records = [p.record for p in terms]
+    ends_at = plan_ends_at(records)
+    current = current_term(records, now)
+    saved = next((p.benefits for p in terms if current and p.record.term_id == current.term_id),
+                 BenefitsUsed())
+    plan = next((p for p in program.paid_plans if p.id == plan_id), None)
+    renewal = next_renewal_on(ends_at, auto_renew=auto_renew, now=now, tz=tz)
+    live = [t for t in records if t.refunded_at is None and t.ends_at == ends_at]
+    run_start = None
+    if live:  # walk back over contiguous terms to the start of the run
+        run_start = live[0].starts_at
+        by_end = {t.ends_at: t for t in records if t.refunded_at is None}
+        while (prev := by_end.get(run_start - calendar.LAST_MICROSECOND)) is not None:
+            run_start = prev.starts_at
+    return SubscriptionView(
+        subscriptionId=terms[0].subscription_id if terms else None, planId=plan_id,
+        planName=plan.name if plan else None, status=status_of(records, now),
+        startedAt=calendar.wire(run_start, tz), endsAt=calendar.wire(ends_at, tz),
+        autoRenew=auto_renew, nextRenewalOn=renewal.isoformat() if renewal else None,
+        trialUsed=trial_used(records, plan_id) if plan_id else False,
+        savedThisTerm=benefits_view(saved, program),
+        terms=[term_view(p, program, now)
+               for p in sorted(terms, key=lambda p: p.seq, reverse=True)])
