@@ -145,10 +145,10 @@ def test_buying_after_a_lapse_starts_now_not_at_the_old_end():
     assert second.ends_at == at(SH, 2025, 5, 3) - US
 
 
-def test_the_last_microsecond_of_a_term_is_still_active_and_the_next_is_lapsed():
+def test_a_plan_is_lapsed_from_its_ends_at_as_the_profile_reads_it():
     term = buy("monthly", at(SH, 2025, 1, 10, 9))
-    assert subs.is_active(term.ends_at, term.ends_at)
-    assert not subs.is_active(term.ends_at, term.ends_at + US)
+    assert subs.is_active(term.ends_at, term.ends_at - US)
+    assert not subs.is_active(term.ends_at, term.ends_at)
 
 
 def test_extensions_from_31_january_keep_to_month_ends_instead_of_drifting_to_the_28th():
@@ -197,7 +197,7 @@ def test_an_extension_while_active_is_contiguous_and_never_shorter_than_a_new_te
     first = buy("monthly", now, tz=tz)
     bought = now + timedelta(seconds=later)
     second = buy(term, bought, tz=tz, current=first, term_id="T2")
-    if bought <= first.ends_at:
+    if bought < first.ends_at:
         assert second.starts_at == first.ends_at + US
         fresh = subs.next_term(PLUS, term, now=first.ends_at + US, tz=tz, current=None)
         assert second.ends_at >= fresh.ends_at - timedelta(days=3)
@@ -234,10 +234,10 @@ def test_status_is_trial_during_a_trial_and_active_during_a_paid_term():
     assert subs.status_of([trial, paid], at(SH, 2025, 1, 20)) == "active"
 
 
-def test_status_is_lapsed_from_the_first_microsecond_after_the_end():
+def test_status_is_lapsed_from_ends_at():
     term = buy("monthly", at(SH, 2025, 1, 1, 9))
-    assert subs.status_of([term], term.ends_at) == "active"
-    assert subs.status_of([term], term.ends_at + US) == "lapsed"
+    assert subs.status_of([term], term.ends_at - US) == "active"
+    assert subs.status_of([term], term.ends_at) == "lapsed"
 
 
 def test_status_is_refunded_when_the_newest_term_was_refunded():
@@ -265,7 +265,7 @@ def test_no_renewal_date_when_auto_renew_is_off_or_the_plan_lapsed():
     term = buy("monthly", at(SH, 2025, 1, 31, 9))
     assert subs.next_renewal_on(term.ends_at, auto_renew=False, now=at(SH, 2025, 2, 1),
                                 tz=SH) is None
-    assert subs.next_renewal_on(term.ends_at, auto_renew=True, now=term.ends_at + US,
+    assert subs.next_renewal_on(term.ends_at, auto_renew=True, now=term.ends_at,
                                 tz=SH) is None
     assert subs.renewal_due_on(None) is None
 
@@ -390,7 +390,7 @@ def test_a_refund_is_between_zero_and_the_price_and_matches_the_rule_to_the_fen(
     else:
         total = (local(bought.ends_at, tz).date() - local(bought.starts_at, tz).date()).days + 1
         left = max((local(bought.ends_at, tz).date() - local(when, tz).date()).days, 0) \
-            if when <= bought.ends_at else 0
+            if when < bought.ends_at else 0
         points_fen = points * 100 // program.points.points_per_yuan_redeemed
         assert amount == max(bought.price * left // total - coupon - points_fen, 0)
 
@@ -437,7 +437,7 @@ def test_free_shipping_comes_from_the_plan_or_the_tier():
 
 def test_the_plan_counts_at_checkout_only_if_active_at_paid_at():
     ends = at(SH, 2025, 2, 10) - US
-    assert subs.active_plan(PROGRAM, "PLUS", ends, ends) == PLUS
-    assert subs.active_plan(PROGRAM, "PLUS", ends, ends + US) is None
+    assert subs.active_plan(PROGRAM, "PLUS", ends, ends - US) == PLUS
+    assert subs.active_plan(PROGRAM, "PLUS", ends, ends) is None
     assert subs.active_plan(PROGRAM, None, None, ends) is None
     assert subs.active_plan(PROGRAM, "GONE", ends, ends - US) is None

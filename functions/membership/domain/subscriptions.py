@@ -117,8 +117,9 @@ def term_price(plan: PaidPlan, term: Term) -> int:
 
 
 def is_active(ends_at: datetime | None, now: datetime) -> bool:
-    """Lapse is derived at read time: active strictly before `ends_at`'s last microsecond ends."""
-    return ends_at is not None and now <= ends_at
+    """Lapse is derived at read time: `now >= endsAt` is lapsed, as the profile, tags and
+    closure read the member's `paid_plan` (ends_at is a day's last microsecond)."""
+    return ends_at is not None and now < ends_at
 
 
 def next_term(plan: PaidPlan, term: Term, *, now: datetime, tz: str,
@@ -164,7 +165,7 @@ def latest_term(terms: list[TermRecord]) -> TermRecord | None:
 def current_term(terms: list[TermRecord], now: datetime) -> TermRecord | None:
     """The unrefunded term that covers `now`, if any."""
     for t in terms:
-        if t.refunded_at is None and t.starts_at <= now <= t.ends_at:
+        if t.refunded_at is None and t.starts_at <= now < t.ends_at:
             return t
     return None
 
@@ -241,7 +242,7 @@ def unused_days(term: TermRecord, now: datetime, tz: str) -> int:
     term that has not begun."""
     if now < term.starts_at:
         return term_days(term, tz)
-    if now > term.ends_at:
+    if now >= term.ends_at:
         return 0
     return (local_date(term.ends_at, tz) - local_date(now, tz)).days
 
@@ -439,7 +440,7 @@ def term_status(t: TermRecord, now: datetime) -> str:
         return "refunded"
     if now < t.starts_at:
         return "upcoming"
-    return "current" if now <= t.ends_at else "ended"
+    return "current" if now < t.ends_at else "ended"
 
 
 def benefits_view(used: BenefitsUsed, program: Program) -> BenefitsUsedView:
