@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from membership.domain import calendar
@@ -356,6 +358,38 @@ def test_a_bad_purchase_body_is_a_clear_4xx_and_writes_nothing(table, apigw_even
     status, answer, _ = buy(apigw_event, lambda_context, body)
     assert 400 <= status < 500 and answer["code"], answer
     assert terms_of(member_id) == [] and member_of(member_id).paid_plan is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.text(max_size=20)
+    | st.sampled_from(["PLUS", "monthly", "trial", "balance", "test-1", "wechat_pay"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+FIELDS = ("planId", "term", "paymentReference", "channel", "payWith")
+near_valid = st.fixed_dictionaries({}, optional={f: json_values for f in FIELDS}).map(
+    lambda d: {**BY_BALANCE, **d})
+
+
+def test_any_purchase_body_gets_a_4xx_or_a_purchase_never_a_500(table, apigw_event,
+                                                                 lambda_context):
+    member_id = signup(apigw_event, lambda_context)
+    n = iter(range(10**6))
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(body=json_values | near_valid)
+    def check(body):
+        terms = len(terms_of(member_id))
+        status, answer, _ = call(handler, apigw_event(
+            "POST", PATH, json.dumps(body), sub=SUB,
+            headers={"Idempotency-Key": f"fuzz-{next(n)}", "content-type": "application/json"}),
+            lambda_context)
+        assert status in (201, 400, 404, 409, 415, 422), (status, answer)
+        assert answer["code"] if status >= 400 else answer["term"]
+        assert len(terms_of(member_id)) == terms + (status == 201)
+
+    check()
 
 
 # ---- reading and auto-renew -------------------------------------------------------------
