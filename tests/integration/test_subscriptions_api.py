@@ -1,6 +1,7 @@
 """Paid plan (PLUS) purchases, reads and auto-renew through the real handler, against
 DynamoDB Local."""
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -262,6 +263,67 @@ def test_a_payment_reference_that_bought_a_plan_cannot_top_up(table, apigw_event
     status, body = top_up(apigw_event, lambda_context, 1_900, reference="test-plus-0001")
     assert (status, body["code"]) == (409, "payment_reference_used")
     assert member_of(member_id).balance_principal == 0
+
+
+def test_a_balance_key_reused_after_its_record_expired_is_still_refused(table, apigw_event,
+                                                                         lambda_context):
+    member_id = signup(apigw_event, lambda_context)
+    top_up(apigw_event, lambda_context, 50_000)
+    day_ago = datetime.now(UTC) - timedelta(days=2)
+    service.purchase(SUB, "old-key", SubscriptionRequest.model_validate(BY_BALANCE),
+                     now=day_ago)
+    status, body, _ = buy(apigw_event, lambda_context, {**BY_BALANCE, "term": "yearly"},
+                          key="old-key")
+    assert (status, body["code"]) == (422, "idempotency_key_reused")
+    assert len(terms_of(member_id)) == 1
+
+
+# ---- concurrency ------------------------------------------------------------------------
+
+def _at_once(calls):
+    results, barrier = [None] * len(calls), threading.Barrier(len(calls))
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each call raised
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_purchases_each_extend_once_and_debit_once(table, apigw_event,
+                                                              lambda_context):
+    member_id = signup(apigw_event, lambda_context)
+    top_up(apigw_event, lambda_context, 50_000)
+    request = SubscriptionRequest.model_validate(BY_BALANCE)
+    results = _at_once([lambda k=k: service.purchase(SUB, f"c{k}", request) for k in range(4)])
+    assert all(isinstance(r, service.Answer) and not r.replayed for r in results), results
+    terms = sorted((t.record for t in terms_of(member_id)), key=lambda r: r.starts_at)
+    assert len(terms) == 4
+    for before, after in zip(terms, terms[1:]):
+        assert after.starts_at == before.ends_at + timedelta(microseconds=1)
+    m = member_of(member_id)
+    assert m.balance_principal == 50_000 - 4 * 1_900
+    assert m.paid_plan.ends_at == terms[-1].ends_at
+    assert ledger_service.reconcile_member(member_id) == []
+
+
+def test_concurrent_trials_with_different_keys_give_one_trial(table, apigw_event,
+                                                              lambda_context):
+    member_id = signup(apigw_event, lambda_context)
+    request = SubscriptionRequest.model_validate({"planId": "PLUS", "term": "trial"})
+    results = _at_once([lambda k=k: service.purchase(SUB, f"t{k}", request) for k in range(4)])
+    assert sum(isinstance(r, service.Answer) for r in results) == 1, results
+    assert all(getattr(r, "code", "trial_used") == "trial_used" for r in results
+               if not isinstance(r, service.Answer))
+    assert len(terms_of(member_id)) == 1
 
 
 # ---- paying from balance ----------------------------------------------------------------

@@ -144,6 +144,10 @@ def purchase(subject: str, idempotency_key: str, request: SubscriptionRequest,
             # The trial's guard is per member and plan: another key found it taken.
             raise TrialUsed("a trial is once per member, and this member has had it",
                             planId=request.plan_id)
+        if not same and request.pay_with == "balance":
+            # The key's record expired, its purchase's guard did not: another body.
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with another request body; use a new key")
         if not same:
             raise PaymentReferenceUsed("this payment reference was used already",
                                        paymentReference=request.payment_reference)
