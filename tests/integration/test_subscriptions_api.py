@@ -509,3 +509,30 @@ def test_a_bad_auto_renew_body_is_a_clear_4xx(table, apigw_event, lambda_context
         "PATCH", f"{PATH}/current", body, sub=SUB), lambda_context)
     assert 400 <= status < 500 and answer["code"], answer
     assert read(apigw_event, lambda_context)["autoRenew"] is False
+
+
+# ---- privacy ----------------------------------------------------------------------------
+
+def test_the_export_carries_the_subscription_and_its_terms(table, apigw_event, lambda_context):
+    from membership.handlers import privacy
+
+    signup(apigw_event, lambda_context)
+    _, bought, _ = buy(apigw_event, lambda_context, MONTHLY)
+    status, doc, _ = call(privacy, apigw_event("GET", "/v1/members/me/export", sub=SUB),
+                          lambda_context)
+    assert status == 200
+    assert doc["subscriptions"][0]["endsAt"] == bought["endsAt"]
+    records = doc["otherRecords"]["subscription"]
+    assert {r.get("termId") for r in records} >= {bought["term"]["termId"]}
+    assert any(r.get("paymentReference") == "test-plus-0001" for r in records)
+
+
+def test_closing_the_account_is_refused_while_a_term_is_active(table, apigw_event,
+                                                              lambda_context):
+    from membership.handlers import privacy
+
+    signup(apigw_event, lambda_context)
+    buy(apigw_event, lambda_context, {"planId": "PLUS", "term": "trial"})
+    status, body, _ = call(privacy, apigw_event("DELETE", "/v1/members/me", sub=SUB),
+                           lambda_context)
+    assert (status, body["code"]) == (409, "account_not_empty")
