@@ -1,5 +1,6 @@
 """Paid plan (PLUS) purchases, reads and auto-renew through the real handler, against
 DynamoDB Local."""
+import itertools
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -307,7 +308,7 @@ def test_concurrent_purchases_each_extend_once_and_debit_once(table, apigw_event
     assert all(isinstance(r, service.Answer) and not r.replayed for r in results), results
     terms = sorted((t.record for t in terms_of(member_id)), key=lambda r: r.starts_at)
     assert len(terms) == 4
-    for before, after in zip(terms, terms[1:]):
+    for before, after in itertools.pairwise(terms):
         assert after.starts_at == before.ends_at + timedelta(microseconds=1)
     m = member_of(member_id)
     assert m.balance_principal == 50_000 - 4 * 1_900
@@ -429,7 +430,7 @@ json_values = st.recursive(
                                                                  max_size=4),
     max_leaves=12)
 FIELDS = ("planId", "term", "paymentReference", "channel", "payWith")
-near_valid = st.fixed_dictionaries({}, optional={f: json_values for f in FIELDS}).map(
+near_valid = st.fixed_dictionaries({}, optional=dict.fromkeys(FIELDS, json_values)).map(
     lambda d: {**BY_BALANCE, **d})
 
 
