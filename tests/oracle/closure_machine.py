@@ -24,9 +24,11 @@ from membership.errors import DomainError
 
 
 class ClosureModel(MoneyModel):
-    def close(self) -> int:
+    def close(self, now=None) -> int:
         if self.principal or self.bonus:
             raise Refused("account_not_empty: stored value")
+        if now is not None and self.plan_ends_at(now) is not None:
+            raise Refused("account_not_empty: paid term")
         if self.open_holds():
             raise Refused("account_not_empty: open hold")
         forfeited = sum(lot.remaining for lot in self.lots.values())
@@ -65,7 +67,7 @@ class ClosureMachine(MoneyMachine):
 
         phone = get_member(self.member_id, consistent=True).phone
         forfeited: list[int] = []
-        result = self.expect(lambda: forfeited.append(self.model.close()),
+        result = self.expect(lambda: forfeited.append(self.model.close(self.now)),
                              lambda: privacy.close(self.sub, now=self.now))
         if isinstance(result, DomainError):
             assert result.code == "account_not_empty", result.code

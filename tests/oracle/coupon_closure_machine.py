@@ -19,8 +19,8 @@ from hypothesis.stateful import initialize
 
 
 class CouponClosureModel(CouponModel, ClosureModel):
-    def close(self) -> int:
-        forfeited = super().close()
+    def close(self, now=None) -> int:
+        forfeited = super().close(now)
         self.removed_coupons = [cid for cid, c in self.coupons.items()
                                 if c.status == "available"]
         for cid in self.removed_coupons:

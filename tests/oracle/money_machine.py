@@ -1,7 +1,8 @@
 """The money oracle: random sequences of the whole money flow against DynamoDB Local.
 
 `MoneyMachine` drives the real services (top-ups and their refunds, holds, order.paid /
-cancelled / completed / refunded per line, the sweep, the monthly settlement) for a new
+cancelled / completed / refunded per line, the sweep, the monthly settlement, paid-plan
+terms bought from stored value) for a new
 member per run, with redeliveries, payloads reused under a key, and events that
 overtake their order's payment (retried later, as EventBridge does). `MoneyModel`
 (money_model.py) says what the member should own; after every step the stored member,
@@ -63,7 +64,8 @@ class MoneyMachine(RuleBasedStateMachine):
     # ---- setup and teardown ------------------------------------------------------------
 
     # Where a run starts: bounded runs reach deep states from a member with a past.
-    HISTORIES = ("fresh", "ordered", "spent_and_refilled", "points_held", "birthday_month")
+    HISTORIES = ("fresh", "ordered", "spent_and_refilled", "points_held", "birthday_month",
+                 "plus_member")
 
     @initialize(history=st.sampled_from(HISTORIES))
     def start(self, history="fresh"):
@@ -91,6 +93,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.refunds: list[tuple[str, str, list | None]] = []
         self.early: list[tuple[str, dict]] = []  # events that overtook their payment
         self.settled: set[str] = set()
+        self.plan_keys: list[tuple[str, str]] = []  # (Idempotency-Key, term) of purchases
         self.with_history(history)
 
     def with_history(self, history: str) -> None:
@@ -101,7 +104,8 @@ class MoneyMachine(RuleBasedStateMachine):
         refill below the bonus threshold (what an attacker of the bonus does first);
         points_held: an order's points completed, then every point held for another order;
         birthday_month: the member's birthday is in this month, whose settlement runs
-        and gives the gift.
+        and gives the gift;
+        plus_member: a top-up, a PLUS month paid from it, then a quarter that extends it.
         """
         def top_up(amount):
             reference = f"test-{self.next_id('pay')}"
@@ -128,6 +132,10 @@ class MoneyMachine(RuleBasedStateMachine):
         elif history == "points_held":
             paid_and_completed(30_000)
             MoneyMachine.hold(self, None, "all", "none", False)
+        elif history == "plus_member":
+            top_up(10_000)
+            self._buy_plan(self.next_id("plan"), "monthly")
+            self._buy_plan(self.next_id("plan"), "quarterly")
         self.owns_what_the_policies_say()
 
     # ---- the comparison ----------------------------------------------------------------
@@ -176,6 +184,8 @@ class MoneyMachine(RuleBasedStateMachine):
             "tier": m.tier_id,
             "holds": {h.hold_id: (h.principal, h.bonus, h.points)
                       for h in state.holds if h.status == "held"},
+            "plan_ends": (m.paid_plan.ends_at if m.paid_plan is not None
+                          and self.now < m.paid_plan.ends_at else None),
             "breaches": reconcile(m, ledger.all_entries(self.member_id), list(state.lots),
                                   list(state.holds)),
         }
@@ -187,7 +197,7 @@ class MoneyMachine(RuleBasedStateMachine):
             "available": md.points_available, "pending": md.points_pending,
             "points_debt": md.points_debt, "lots": md.lots_by_expiry(),
             "growth": {k: v for k, v in md.growth.items() if v}, "tier": md.tier,
-            "holds": md.open_holds(),
+            "holds": md.open_holds(), "plan_ends": md.plan_ends_at(self.now),
         }
 
     @invariant()
@@ -206,6 +216,7 @@ class MoneyMachine(RuleBasedStateMachine):
         assert got["growth"] == want["growth"], ("growth", got, want)
         assert got["tier"] == want["tier"], ("tier", got, want)
         assert got["holds"] == want["holds"], ("open holds", got, want)
+        assert got["plan_ends"] == want["plan_ends"], ("paid plan end", got, want)
         if got["bonus_debt"] is not None:  # a store that records debt at all
             assert got["bonus_debt"] == want["bonus_debt"], ("bonus debt", got, want)
         if got["points_debt"] is not None:
@@ -259,6 +270,30 @@ class MoneyMachine(RuleBasedStateMachine):
         self.expect(lambda: self.model.refund_topup(reference, refund_ref, amount),
                     lambda: topups.refund(topup_id_for(reference), request,
                                           actor="operator", now=self.now))
+
+    # ---- the paid plan (a sink of stored value) ------------------------------------------
+
+    @rule(data=st.data(), term=st.sampled_from(["monthly", "quarterly", "yearly"]),
+          again=st.booleans())
+    def buy_plan(self, data, term, again):
+        """PLUS paid from stored value (extending the plan while active), or a purchase's
+        key sent again: the balance is debited once."""
+        if again and self.plan_keys:
+            key, term = data.draw(st.sampled_from(self.plan_keys))
+        else:
+            key = self.next_id("plan")
+        self._buy_plan(key, term)
+
+    def _buy_plan(self, key: str, term: str):
+        from membership.domain.subscriptions import SubscriptionRequest
+        from membership.services import subscriptions
+
+        if (key, term) not in self.plan_keys:
+            self.plan_keys.append((key, term))
+        request = SubscriptionRequest.model_validate(
+            {"planId": "PLUS", "term": term, "payWith": "balance"})
+        return self.expect(lambda: self.model.buy_plan(key, term, self.now),
+                           lambda: subscriptions.purchase(self.sub, key, request, now=self.now))
 
     # ---- checkout ----------------------------------------------------------------------
 

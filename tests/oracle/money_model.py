@@ -7,7 +7,8 @@ expiry, settlement) that the state machine in `money_machine.py` checks the stor
 state against after every step.
 
 Only the arithmetic that has its own exhaustive unit tests is borrowed from the domain
-(how an order's amounts split over its lines, points and growth per yuan), so that the
+(how an order's amounts split over its lines, points and growth per yuan, a paid plan's
+calendar terms), so that the
 oracle is about *where value goes*, not about rounding.
 
 Extending it: a new capability (check-in, coupons, PLUS, grants, adjustments) subclasses
@@ -30,6 +31,7 @@ from membership.domain.checkout import (
     split_lines,
 )
 from membership.domain.program import Program
+from membership.domain.subscriptions import TermRecord, next_term
 
 
 class Refused(Exception):
@@ -137,6 +139,8 @@ class MoneyModel:
         self.topup_day_amount = 0
         self.birthday: str | None = None
         self.birthday_gift_year: int | None = None
+        self.plan_purchases: dict[str, int] = {}  # Idempotency-Key -> price paid
+        self.plan_term: TermRecord | None = None  # the latest term bought
         gift = program.signup_gift.points
         if gift:
             self.credit_points(f"signup-{member_id}", gift, now=now, effective_at=now)
@@ -343,6 +347,30 @@ class MoneyModel:
         topup.clawed += clawed
         topup.forgiven += share - clawed
         topup.refunds[refund_reference] = principal
+
+    # ---- the paid plan bought from stored value (docs/subscriptions.md) ------------------
+
+    def buy_plan(self, key: str, term: str, now: datetime) -> None:
+        """A sink of stored value: the term's price leaves the balance (principal first),
+        once per key; the plan extends from its end while active, else starts now."""
+        if key in self.plan_purchases:
+            return
+        plan = self.program.paid_plans[0]
+        price = getattr(plan.prices, term)
+        take_p, take_b = self.split_debit(price)
+        self.principal -= take_p
+        self.bonus -= take_b
+        span = next_term(plan, term, now=now, tz=self.tz, current=self.plan_term)
+        self.plan_term = TermRecord(
+            term_id=key, plan_id=plan.id, term=term, price=price, paid_at=now,
+            starts_at=span.starts_at, ends_at=span.ends_at, anchor=span.anchor,
+            months_from_anchor=span.months_from_anchor)
+        self.plan_purchases[key] = price
+
+    def plan_ends_at(self, now: datetime) -> datetime | None:
+        """The end of the active plan; None once lapsed (the settlement may clear it)."""
+        term = self.plan_term
+        return term.ends_at if term is not None and now < term.ends_at else None
 
     # ---- holds (docs/checkout.md) ------------------------------------------------------
 

@@ -141,6 +141,11 @@ class OperatorsModel(MoneyModel):
             self._refuse_if_frozen()
         super().top_up(reference, amount, now)
 
+    def buy_plan(self, key: str, term: str, now: datetime) -> None:
+        if key not in self.plan_purchases:
+            self._refuse_if_frozen()
+        super().buy_plan(key, term, now)
+
     def hold(self, order_id: str, points: int, balance: int, now: datetime) -> None:
         if order_id not in self.holds:
             self._refuse_if_frozen()

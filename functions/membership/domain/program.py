@@ -112,7 +112,19 @@ class PaidPlan(Rules):
     id: str = Field(max_length=16)
     name: str = Field(max_length=64)
     prices: PaidPlanPrices
+    # For display; the rules below are what checkout and the schedule apply
+    # (domain/subscriptions.py, docs/subscriptions.md). Defaults let stored programs load.
     benefits: tuple[Benefit, ...] = ()
+    trial_days: int = Field(alias="trialDays", default=0, ge=0, le=366,
+                            description="0: no trial; once per member, ever")
+    cooling_off_days: int = Field(alias="coolingOffDays", default=7, ge=0, le=366,
+                                  description="Full refund within these days if no benefit used")
+    discount_bps: int = Field(alias="discountBps", default=0, ge=0, le=10_000,
+                              description="Member price; the better of tier and plan applies")
+    points_bonus_pct: int = Field(alias="pointsBonusPct", default=0, ge=0, le=10_000,
+                                  description="Added to the tier multiplier on orders")
+    monthly_gift: GiftPack = Field(alias="monthlyGift", default_factory=GiftPack)
+    free_shipping: bool = Field(alias="freeShipping", default=False)
 
 
 class CheckinRules(Rules):
@@ -296,6 +308,10 @@ def default_program(time_zone: str = DEFAULT_TIME_ZONE) -> Program:
                 id="PLUS", name="PLUS",
                 prices=PaidPlanPrices(monthly=1_900, quarterly=4_900, yearly=14_900),
                 benefits=(shipping, _benefit("plus_points_x2", "Double points on orders")),
+                trialDays=7, coolingOffDays=7, discountBps=0, pointsBonusPct=100,
+                freeShipping=True,
+                monthlyGift=GiftPack(coupons=(CouponGrant(templateId="PLUS-10OFF100",
+                                                          quantity=2),)),
             ),
         ),
         checkin=CheckinRules(points=5, streakDays=7, streakBonus=20, makeUpDays=3,

@@ -17,6 +17,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.members",
     "membership.handlers.program",
     "membership.handlers.topups",
+    "membership.handlers.subscriptions",
     "membership.handlers.admin_topups",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
