@@ -18,7 +18,6 @@ from membership.storage import ledger
 from membership.storage import settlement as store
 from membership.storage.models import GuardItem
 from membership_local.seed import seed_members
-from membership_local.template import create_table
 
 PERIOD = "2024-12"  # a year end: lots earned in 2023 expire
 RUN_AT = datetime(2024, 12, 31, 16, 5, tzinfo=UTC)  # 00:05 on 1 Jan 2025 in Shanghai
@@ -93,10 +92,9 @@ def timeless(report: dict) -> dict:
 
 
 @pytest.fixture
-def other_table(dynamodb_local, table, reset_caches):
+def other_table(extra_table, table, reset_caches):
     """A second fresh table; `use(name)` points the code at one or the other."""
-    name = f"{table}-b"
-    create_table(dynamodb_local.endpoint, name)
+    name = extra_table(f"{table}-b")
 
     def use(table_name: str) -> None:
         os.environ["TABLE_NAME"] = table_name

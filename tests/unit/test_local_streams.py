@@ -7,6 +7,9 @@ import pytest
 from membership_local.streams import StreamPoller, lambda_record
 from membership_local.template import load_template
 
+# A poller reads the table's stream from its start: it must hold this test's records only.
+pytestmark = pytest.mark.fresh_table
+
 HANDLERS = textwrap.dedent(
     """
     batches = []
