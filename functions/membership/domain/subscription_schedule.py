@@ -138,6 +138,18 @@ def pack_guard(term_id: str, month: int) -> str:
     return f"subscription.pack:{gift_pack_key(term_id, month)}"
 
 
+def visit_guards(work: DailyWork) -> list[str]:
+    """The once-only keys of what a visit does, first the posting's source key: each pack
+    (term, month), the renewal notice of a term, the lapse of a run (its last term). Two
+    runs that see the same work build the same keys: one commits, the other replays."""
+    keys = [pack_guard(term_id, month) for term_id, month in work.packs]
+    if work.renewal_due is not None:
+        keys.append(f"subscription.renewal_due:{work.renewal_due.term_id}")
+    if work.lapsed is not None:
+        keys.append(f"subscription.lapsed:{work.lapsed.term_id}")
+    return keys
+
+
 def apply_daily(builder: PostingBuilder, plan: PaidPlan | None, work: DailyWork, *,
                 member_id: str, subscription_id: str, plan_id: str, next_cycle: int) -> int:
     """The visit's legs: each pack's coupons (stock permitting: what cannot be issued is

@@ -3,9 +3,9 @@
 The run reads the sparse index of due subscriptions (storage/subscription_schedule.py),
 one Query per shard, and visits each: what it owes by today (domain/subscription_schedule
 .py) is one ledger posting (the packs' coupons and points, the events, the subscription's
-new state and next due date, the packs' guards), keyed by the subscription's visit count.
-Two runs that read the same visit count build the same source key: one commits, the other
-replays. A visit that owes nothing (the index is eventually consistent, or a refund took
+new state and next due date, the guards), keyed by the first thing it does (a (term,
+month) pack, a term's renewal notice, a run's lapse: each once, ever). Two runs that see
+the same work build the same source key: one commits, the other replays. A visit that owes nothing (the index is eventually consistent, or a refund took
 the work away) only moves the next due date.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from membership.domain.subscription_schedule import (
     apply_daily,
     daily_work,
     next_due_on,
+    visit_guards,
 )
 from membership.domain.subscriptions import (
     TermRecord,
@@ -89,26 +90,32 @@ def visit(member_id: str, plan_id: str, now: datetime, program: Program,
         work = daily_work(records, ScheduleState.from_json(item.schedule),
                           auto_renew=bool(item.auto_renew), now=now, tz=tz)
         if not work.posts:
+            unchanged = (work.state == ScheduleState.from_json(item.schedule)
+                         and store.due_keys(member_id, plan_id, work.next_due_on)
+                         == ((item.GSI1PK, item.GSI1SK) if item.GSI1PK else None))
+            if unchanged:  # e.g. another run did it, and the index had not caught up
+                report.replayed += 1
+                return
             try:
                 store.save_state(item, work, now)
             except store.ScheduleMoved:
                 continue
             report.rescheduled += 1
             return
-        visits = int(item.visits or 0)
-        source_key = f"subscription.daily:{item.subscription_id}:{visits:06d}"
-        next_cycle = max((p.seq for p in purchases), default=0) + 1
+        source_key = visit_guards(work)[0]
 
-        def build(state, visits=visits):
+        def build(state, source_key=source_key):
             # Read again inside the attempt: a purchase may have moved things meanwhile.
             subs, again = subscriptions_store.read(member_id)
             current = subs.get(plan_id)
-            if current is None or int(current.visits or 0) != visits:
+            if current is None:
                 raise store.ScheduleMoved()
             bought = again.get(plan_id, [])
             todo = daily_work([p.record for p in bought],
                               ScheduleState.from_json(current.schedule),
                               auto_renew=bool(current.auto_renew), now=now, tz=tz)
+            if not todo.posts or visit_guards(todo)[0] != source_key:
+                raise store.ScheduleMoved()
             builder = PostingBuilder(state, program, source_key=source_key,
                                      source_type="subscription_schedule",
                                      reason="plus_daily", actor="system", now=now)

@@ -12,14 +12,15 @@ subscription that owes nothing more leaves the index (GSI1 keys removed).
 
 A visit's writes ride in its ledger posting (one transaction): the subscription item's
 state, visit count and next due keys, conditional on the visit count and term count read,
-and one guard item per (term, month) pack issued.
+and a guard item per thing it did (each pack, notice, lapse), the first of them being the
+posting's source key.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
 
-from membership.domain.subscription_schedule import DailyWork, ScheduleState, pack_guard
+from membership.domain.subscription_schedule import DailyWork, ScheduleState, visit_guards
 from membership.storage.ledger import ExtraItem
 from membership.storage.models import DUE_SHARDS, DueItem, GuardItem, hash_shard
 from membership.storage.subscriptions import SubscriptionItem
@@ -72,14 +73,14 @@ def _actions(item: SubscriptionItem, state: ScheduleState, next_due: tuple[str, 
 
 def visit_extras(item: SubscriptionItem, work: DailyWork, now: datetime
                  ) -> tuple[ExtraItem, ...]:
-    """The subscription item's new state and next due keys, and each pack's guard."""
+    """The subscription item's new state and next due keys, and the visit's other guards."""
     next_due = due_keys(item.member_id, item.plan_id, work.next_due_on)
     extras = [ExtraItem(model=SubscriptionItem(item.PK, item.SK),
                         actions=_actions(item, work.state, next_due, now),
                         condition=_version_condition(item), on_condition_failed=Retry)]
-    for term_id, month in work.packs:
+    for key in visit_guards(work)[1:]:  # the first is the posting's own source key
         extras.append(ExtraItem(
-            model=GuardItem(*GuardItem.key(pack_guard(term_id, month)), source_type="guard",
+            model=GuardItem(*GuardItem.key(key), source_type="guard",
                             member_id=item.member_id, created_at=now),
             condition=GuardItem.PK.does_not_exist(), on_condition_failed=Retry))
     return tuple(extras)
