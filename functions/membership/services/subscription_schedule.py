@@ -5,8 +5,9 @@ one Query per shard, and visits each: what it owes by today (domain/subscription
 .py) is one ledger posting (the packs' coupons and points, the events, the subscription's
 new state and next due date, the guards), keyed by the first thing it does (a (term,
 month) pack, a term's renewal notice, a run's lapse: each once, ever). Two runs that see
-the same work build the same source key: one commits, the other replays. A visit that owes nothing (the index is eventually consistent, or a refund took
-the work away) only moves the next due date.
+the same work build the same source key: one commits, the other replays. A visit that
+owes nothing (the index is eventually consistent, or a refund took the work away) only
+moves the next due date.
 """
 from __future__ import annotations
 
@@ -159,7 +160,7 @@ def run_daily(on: date | None = None, now: datetime | None = None) -> DailyRepor
             report.skipped += 1  # e.g. the member closed the account
             logger.warning("subscription not visited",
                            extra={"memberId": member_id, "code": exc.code})
-        except Exception:
+        except Exception:  # noqa: BLE001 - one member's failure must not stop the run
             report.failed += 1
             logger.exception("subscription visit failed", extra={"memberId": member_id})
     return report
