@@ -196,3 +196,15 @@ def test_membership_local_daily_runs_a_given_date(table, monkeypatch, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (out["on"], out["packs"]) == (START.isoformat(), 1)
     assert len(plus_coupons(member_id)) == 2
+
+
+def test_the_scheduled_handler_runs_the_day_of_its_scheduled_time(table, lambda_context):
+    from membership.handlers import subscription_daily as handler
+
+    member_id = plus_member()
+    # 00:10 on 31 Jan in Shanghai is 16:10 UTC on the 30th: the run is for the 31st.
+    result = handler.handler({"scheduledTime": "2026-01-30T16:10:00Z"}, lambda_context)
+    assert (result["on"], result["packs"]) == ("2026-01-31", 1)
+    assert len(plus_coupons(member_id)) == 2
+    again = handler.handler({"date": "2026-01-31"}, lambda_context)
+    assert again["packs"] == 0
