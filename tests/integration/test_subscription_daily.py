@@ -30,7 +30,7 @@ def at(day: date, hour: int = 10) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC) - timedelta(hours=8)
 
 
-def join(sub="plus-daily", n=0, now=None):
+def join(sub="plus-schedule", n=0, now=None):
     member_service.signup(sub, SignupRequest(phone=f"1391111{n:04d}", nickname="p",
                                              channel="app"), now=now)
     return member_id_for(sub)
@@ -72,7 +72,7 @@ def validate(detail_type, detail):
 START = date(2026, 1, 31)
 
 
-def plus_member(sub="plus-daily", n=0, term="monthly", day=START):
+def plus_member(sub="plus-schedule", n=0, term="monthly", day=START):
     coupon_store.seed_default_templates(at(day, 9))
     member_id = join(sub, n, now=at(day, 9))
     buy(sub, term, f"test-{sub}-1", at(day))
@@ -138,7 +138,7 @@ def test_concurrent_runs_issue_each_pack_once(table):
 
 def test_renewal_due_goes_out_five_days_before_an_automatic_renewal_once(table):
     member_id = plus_member()
-    service.set_auto_renew("plus-daily", AutoRenewRequest(autoRenew=True), now=at(START, 11))
+    service.set_auto_renew("plus-schedule", AutoRenewRequest(autoRenew=True), now=at(START, 11))
     daily.run_daily(now=at(START, 12))
     assert daily.run_daily(now=at(date(2026, 2, 22))).renewal_due == 0
     report = daily.run_daily(now=at(date(2026, 2, 23)))
