@@ -47,7 +47,7 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 # Subcommands that live in their own modules; importing one registers it.
 COMMAND_MODULES = ("reconcile", "settle", "seed", "eventbus", "sweep", "queues", "fakepay",
-                   "backfill", "metrics")
+                   "backfill", "metrics", "daily")
 
 
 def _load_command_modules() -> None:

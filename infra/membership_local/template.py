@@ -6,7 +6,6 @@ runs locally without touching this package.
 from __future__ import annotations
 
 import copy
-
 import json
 import re
 from collections.abc import Mapping

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from money_machine import START, MoneyMachine
 
+from membership.domain import calendar
 from membership.domain import coupons as rules
 from membership.domain.checkout import HoldRequest, OrderLine, allocate, coupon_lines
 from membership.domain.coupons import ClaimRequest, TemplateSpec
@@ -143,6 +144,53 @@ class CouponMachine(MoneyMachine):
                 grants.apply_chunk(grant_id, 0, [self.member_id], now=self.now)
 
         self.expect(lambda: self.model.grant(grant_id, template_id, self.now), system)
+
+    # ---- the paid plan's daily schedule and automatic renewals --------------------------
+
+    @rule(again=st.sampled_from([False, False, True]))
+    def plus_daily(self, again):
+        """The daily run at this instant (for this member, found through the due index),
+        sometimes run twice: each (term, month) pack once."""
+        from membership.services import subscription_schedule as daily
+        from membership.storage import subscription_schedule as index
+        from membership.storage.program import load_program
+
+        self.model.plus_daily(self.now)
+        program = load_program()
+        on = daily.local_date(self.now, program.time_zone)
+        for _ in range(2 if again else 1):
+            report = daily.DailyReport(on=on.isoformat())
+            for _day, member_id, plan_id in index.due_subscriptions(on):
+                if member_id == self.member_id:
+                    daily.visit(member_id, plan_id, self.now, program, report)
+            assert report.failed == 0, report
+
+    @precondition(lambda self: hasattr(self, "model") and self.model.plus_terms)
+    @rule(data=st.data(), kind=st.sampled_from(["next", "next", "again", "paid", "wrong"]))
+    def plan_charged(self, data, kind):
+        """subscription.charged from the provider: the next cycle, one delivered again, a
+        cycle already paid (by hand), or the next cycle for a wrong amount."""
+        from membership.domain.subscription_charges import SubscriptionCharged, renewal_term
+        from membership.domain.subscriptions import term_price
+        from membership.services import subscription_charges
+        from membership.storage import subscriptions as store
+
+        seq = len(self.model.plus_terms)
+        if kind == "again" and self.model.charges:
+            cycle = data.draw(st.sampled_from(sorted(self.model.charges)))
+            amount, reference, charged_at = self.model.charges[cycle]
+        else:
+            cycle = data.draw(st.integers(1, seq)) if kind == "paid" else seq + 1
+            terms = store.read(self.member_id)[1].get("PLUS", [])
+            amount = term_price(self.model.program.paid_plans[0], renewal_term(terms))
+            amount += 1 if kind == "wrong" else 0
+            reference, charged_at = f"test-{self.next_id('auto')}", self.now
+        charge = SubscriptionCharged.model_validate({
+            "subscriptionId": f"{self.member_id}.PLUS", "cycle": cycle,
+            "paymentReference": reference, "amount": amount,
+            "chargedAt": calendar.iso(charged_at)})
+        self.expect(lambda: self.model.plan_charged(cycle, amount, reference, charged_at),
+                    lambda: subscription_charges.apply(charge, now=self.now))
 
     # ---- checkout with coupons ---------------------------------------------------------
 

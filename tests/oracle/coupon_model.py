@@ -61,6 +61,11 @@ class CouponModel(MoneyModel):
         self.hold_coupons: dict[str, tuple[str, ...]] = {}
         self.returned: set[str] = set()
         self.grants: dict[str, str] = {}  # grantId -> templateId
+        self.plus_terms: list = []  # the PLUS terms (TermRecord) with their real term ids
+        self.plus_kinds: list[str] = []
+        self.packs: set[tuple[str, int]] = set()  # (term id, month) packs given
+        self.charges: dict[int, tuple] = {}  # cycle -> (amount, reference, chargedAt)
+        self.charge_refs: set[str] = set()
         super().__init__(program, member_id, now)
         for grant in program.signup_gift.coupons:
             self.gift(grant.template_id, grant.quantity, f"signup:{member_id}", 0, now)
@@ -139,6 +144,85 @@ class CouponModel(MoneyModel):
         for i, grant in enumerate(self.program.birthday_gift.coupons):
             self.gift(grant.template_id, grant.quantity, source_key,
                       self.packs_in_posting + i, now)
+
+    # ---- the paid plan's monthly packs and automatic renewals (docs/subscriptions.md) ---
+
+    def buy_plan(self, key: str, term: str, now: datetime) -> None:
+        """MoneyModel's purchase, and the term as the schedule numbers it."""
+        from membership.domain.subscriptions import subscription_id_for
+
+        known = key in self.plan_purchases
+        super().buy_plan(key, term, now)
+        if not known:
+            self._add_term(self.plan_term, subscription_id_for(self.member_id, "PLUS"))
+            self.plus_kinds.append(term)
+
+    def _add_term(self, record, subscription_id: str) -> None:
+        from membership.domain.subscriptions import term_id_for
+
+        seq = len(self.plus_terms) + 1
+        self.plus_terms.append(record.model_copy(
+            update={"term_id": term_id_for(subscription_id, seq)}))
+
+    def plus_daily(self, now: datetime) -> None:
+        """A daily run: every (term, month) pack whose month has begun by today's local date
+        (and within its term) and was not given yet, in one posting keyed by the first."""
+        from membership.domain.subscriptions import gift_month_starts, gift_pack_key, local_date
+
+        on = local_date(now, self.tz)
+        due = []
+        for t in self.plus_terms:
+            if t.term == "trial":
+                continue
+            end_day = local_date(t.ends_at, self.tz)
+            for month, start in enumerate(gift_month_starts(t, self.tz)):
+                if start <= on and start <= end_day and (t.term_id, month) not in self.packs:
+                    due.append((t.term_id, month))
+        if not due:
+            return
+        self.packs.update(due)
+        pack = self.program.paid_plans[0].monthly_gift
+        source = f"subscription.pack:{gift_pack_key(*due[0])}"
+        for grant in pack.coupons:
+            self.gift(grant.template_id, grant.quantity * len(due), source, 0, now)
+
+    def plan_charged(self, cycle: int, amount: int, reference: str, charged_at: datetime
+                     ) -> None:
+        """The provider's charge of cycle n (the n-th term): extends once with the latest
+        paid term's kind at its exact price; a cycle that exists is a duplicate (nothing)."""
+        from membership.domain.subscriptions import next_term, subscription_id_for
+
+        payload = (amount, reference, charged_at)
+        if cycle in self.charges:
+            if self.charges[cycle] != payload:
+                raise Refused("charge_refused")
+            return
+        if reference in self.charge_refs:
+            raise Refused("payment_reference_used")
+        seq = len(self.plus_terms)
+        if seq == 0:
+            raise Refused("subscription_not_found")
+        if cycle <= seq:
+            self.charges[cycle] = payload
+            self.charge_refs.add(reference)
+            return
+        if cycle > seq + 1:
+            raise Refused("charge_out_of_order")
+        plan = self.program.paid_plans[0]
+        term = next((k for k in reversed(self.plus_kinds) if k != "trial"), "monthly")
+        if amount != getattr(plan.prices, term):
+            raise Refused("charge_amount_mismatch")
+        span = next_term(plan, term, now=charged_at, tz=self.tz, current=self.plan_term)
+        from membership.domain.subscriptions import TermRecord
+
+        self.plan_term = TermRecord(
+            term_id=f"charge-{cycle}", plan_id=plan.id, term=term, price=amount,
+            paid_at=charged_at, starts_at=span.starts_at, ends_at=span.ends_at,
+            anchor=span.anchor, months_from_anchor=span.months_from_anchor)
+        self._add_term(self.plan_term, subscription_id_for(self.member_id, plan.id))
+        self.plus_kinds.append(term)
+        self.charges[cycle] = payload
+        self.charge_refs.add(reference)
 
     # ---- holds --------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from membership.domain.topups import (
 )
 from membership.errors import DomainError
 from membership.services.payments import PaymentClaim, verifier
+from membership.services.subscription_schedule import due_keys_after
 from membership.storage import subscriptions as store
 from membership.storage import topups as keys
 from membership.storage.members import get_member
@@ -112,7 +113,11 @@ def purchase(subject: str, idempotency_key: str, request: SubscriptionRequest,
                                  actor=f"member:{member_id}", now=now)
         bought = apply_purchase(builder, program, request, terms.get(plan.id, []))
         posting = builder.build()
-        extras = store.purchase_extras(bought, subscriptions.get(plan.id), now, payment_guard)
+        existing = subscriptions.get(plan.id)
+        due = due_keys_after(member_id, plan.id,
+                             [*(p.record for p in terms.get(plan.id, [])), bought.record],
+                             existing, now, program.time_zone)
+        extras = store.purchase_extras(bought, existing, now, payment_guard, due_keys=due)
         key_item = keys.key_extra(SCOPE, member_id, idempotency_key, digest, posting.result,
                                   source_key, now, get_settings().idempotency_ttl_seconds)
         return posting, (*extras, key_item)

@@ -37,6 +37,12 @@ class SubscriptionItem(TableModel):
     terms = NumberAttribute(default=0)
     created_at = TimeAttribute(attr_name="createdAt")
     updated_at = TimeAttribute(attr_name="updatedAt")
+    # The daily schedule (storage/subscription_schedule.py): what it did, as JSON, its
+    # visit count, and the sparse GSI1 keys of the next local date it owes something.
+    schedule = UnicodeAttribute(null=True)
+    visits = NumberAttribute(default=0)
+    GSI1PK = UnicodeAttribute(null=True)
+    GSI1SK = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(member_id: str, plan_id: str) -> tuple[str, str]:
@@ -134,9 +140,11 @@ def read(member_id: str, *, consistent: bool = True
 
 
 def purchase_extras(purchase: Purchase, existing: SubscriptionItem | None, now: datetime,
-                    payment_guard: str | None) -> tuple[ExtraItem, ...]:
+                    payment_guard: str | None, due_keys: tuple[str, str] | None = None
+                    ) -> tuple[ExtraItem, ...]:
     """The term, the subscription item (its `terms` count moves from what was read), and the
-    payment reference's cross-capability guard."""
+    payment reference's cross-capability guard. `due_keys`: the schedule's GSI1 keys of
+    the next date the subscription owes something (storage/subscription_schedule.py)."""
     extras = [ExtraItem(model=TermItem.from_domain(purchase),
                         condition=TermItem.PK.does_not_exist(), on_condition_failed=Retry)]
     key = SubscriptionItem.key(purchase.member_id, purchase.record.plan_id)
@@ -145,13 +153,17 @@ def purchase_extras(purchase: Purchase, existing: SubscriptionItem | None, now: 
                                 plan_id=purchase.record.plan_id,
                                 subscription_id=purchase.subscription_id, auto_renew=False,
                                 terms=purchase.seq, created_at=now, updated_at=now)
+        if due_keys is not None:
+            item.GSI1PK, item.GSI1SK = due_keys
         extras.append(ExtraItem(model=item, condition=SubscriptionItem.PK.does_not_exist(),
                                 on_condition_failed=Retry))
     else:
         extras.append(ExtraItem(
             model=SubscriptionItem(*key),
             actions=[SubscriptionItem.terms.set(purchase.seq),
-                     SubscriptionItem.updated_at.set(now)],
+                     SubscriptionItem.updated_at.set(now),
+                     *([SubscriptionItem.GSI1PK.set(due_keys[0]),
+                        SubscriptionItem.GSI1SK.set(due_keys[1])] if due_keys else [])],
             condition=SubscriptionItem.terms == int(existing.terms), on_condition_failed=Retry))
     if payment_guard is not None:
         extras.append(ExtraItem(
