@@ -197,3 +197,24 @@ def post(member_id: str, source_key: str, build: Build) -> Outcome:
 
     return ledger_post(member_id, source_key, build_posting,
                        extra=lambda posting: built.pop(id(posting)))
+
+
+def add_benefits_used(term: Purchase, *, coupon_discount: int = 0, bonus_points: int = 0,
+                      plan_discount: int = 0) -> tuple[ExtraItem, ...]:
+    """The term's benefits-used counters moved (ADD; negative to undo), as an extra item of
+    the order posting that used (or gave back) them. Nothing to write: no item."""
+    return add_term_counters(term.member_id, term.record.plan_id, term.seq,
+                             coupon_discount=coupon_discount, bonus_points=bonus_points,
+                             plan_discount=plan_discount)
+
+
+def add_term_counters(member_id: str, plan_id: str, seq: int, *, coupon_discount: int = 0,
+                      bonus_points: int = 0, plan_discount: int = 0) -> tuple[ExtraItem, ...]:
+    actions = [attr.add(amount) for attr, amount in (
+        (TermItem.coupon_discount, coupon_discount), (TermItem.bonus_points, bonus_points),
+        (TermItem.plan_discount, plan_discount)) if amount]
+    if not actions:
+        return ()
+    return (ExtraItem(model=TermItem(*TermItem.key(member_id, plan_id, seq)),
+                      actions=actions, condition=TermItem.PK.exists(),
+                      on_condition_failed=Retry),)
