@@ -19,11 +19,18 @@ NONE = "none"  # no plan at paidAt, decided without reading the terms
 READ = "read"  # the terms decide
 
 
-def decide_from_member(paid_plan: PaidPlanState | None, paid_at: datetime) -> str:
+def decide_from_member(paid_plan: PaidPlanState | None, paid_at: datetime,
+                       settled_period: str | None, tz: str) -> str:
     """FAST, NONE or READ: whether the member item alone settles the question."""
-    if paid_plan is None:
-        return NONE  # never bought (a plan the settlement dropped has long lapsed)
     at = calendar.utc(paid_at)
+    if paid_plan is None:
+        # Never bought, or the monthly settlement dropped a plan that ended before the
+        # close of the period it settled: only an order paid before that close can have
+        # been covered by it (a late event), and only then are the terms read.
+        if settled_period is None:
+            return NONE
+        close = calendar.month_start(calendar.shift_month(settled_period, 1), tz)
+        return READ if at < close else NONE
     if paid_plan.started_at <= at < paid_plan.ends_at:
         return FAST
     if at >= paid_plan.ends_at:

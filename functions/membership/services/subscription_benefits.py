@@ -27,12 +27,13 @@ from membership.storage.ledger import ExtraItem
 def plan_at(member: Member, program: Program, paid_at: datetime
             ) -> tuple[PaidPlan | None, Purchase | None]:
     """(the plan active at `paid_at`, the term that covered it)."""
-    decision = decide_from_member(member.paid_plan, paid_at)
+    decision = decide_from_member(member.paid_plan, paid_at, member.settled_period,
+                                  program.time_zone)
     if decision == NONE:
         return None, None
     _, by_plan = store.read(member.member_id)
     term = term_covering([p for terms in by_plan.values() for p in terms], paid_at)
-    if decision == FAST and term is None:
+    if decision == FAST and term is None and member.paid_plan is not None:
         # The member item says active; trust it for the multiplier (nothing to record on).
         plan = next((p for p in program.paid_plans if p.id == member.paid_plan.plan_id), None)
         return plan, None
