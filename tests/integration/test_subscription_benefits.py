@@ -207,3 +207,26 @@ def test_a_full_refund_takes_back_the_bonus_points_too(table, lambda_context):
     assert member(member_id).points_pending == 0
     assert terms(member_id)[0].benefits.bonus_points == 0  # nothing kept, nothing used
     assert reconcile_member(member_id) == []
+
+
+def test_a_plan_pack_coupon_redeemed_is_recorded_on_the_term(table, lambda_context):
+    from membership.domain.coupons import ClaimRequest, TemplateSpec
+    from membership.services import coupons
+
+    member_id = signed_up()
+    buy()
+    coupons.create_template(TemplateSpec.model_validate({
+        "templateId": "PLUS-10OFF100", "name": "10 off 100 (PLUS)", "kind": "amount_off",
+        "amountOff": 1_000, "minSpend": 10_000, "validDays": 30, "stock": 100,
+        "perMemberLimit": 5, "claimable": True}))
+    coupon_id = coupons.claim(SUB, "claim-1", ClaimRequest(templateId="PLUS-10OFF100")
+                              ).result["couponId"]
+    deliver(lambda_context, "order.paid", {
+        "orderId": "SO-C", "memberId": member_id,
+        "paidAt": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(), "lines": LINES,
+        "couponIds": [coupon_id],
+        "amounts": {"subtotal": SUBTOTAL, "discount": 1_000, "couponDiscount": 1_000,
+                    "pointsUsed": 0, "balanceUsed": 0, "cashPaid": SUBTOTAL - 1_000}})
+    (term,) = terms(member_id)
+    assert (term.benefits.coupon_discount, term.benefits.bonus_points) == (1_000, 240)
+    assert term.benefits.plan_discount == 0  # the coupon's discount is not member price
