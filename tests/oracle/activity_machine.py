@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from activity_model import ActivityModel
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
-from money_machine import LAST, TZ, MoneyMachine
+from money_machine import LAST, TZ, MoneyMachine, PlanRefundRules
 from money_model import Refused
 
 from membership.domain import calendar
@@ -46,7 +46,7 @@ def reason_of(exc: DomainError) -> str:
     return str(exc.details.get("reason") or exc.code)
 
 
-class ActivityMachine(MoneyMachine):
+class ActivityMachine(PlanRefundRules, MoneyMachine):
     model_class = ActivityModel
 
     # Streak bonuses need runs of streakDays days: two pasts start one day short of them.

@@ -94,6 +94,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.early: list[tuple[str, dict]] = []  # events that overtook their payment
         self.settled: set[str] = set()
         self.plan_keys: list[tuple[str, str]] = []  # (Idempotency-Key, term) of purchases
+        self.plan_refund_ids: list[str] = []  # refund references applied
         self.with_history(history)
 
     def with_history(self, history: str) -> None:
@@ -514,3 +515,38 @@ class MoneyMachine(RuleBasedStateMachine):
         member = ledger.read_live_range(self.member_id).member
         settlement.settle_member(snapshot_of(member), load_program(), period,
                                  clock=lambda: self.now)
+
+
+class PlanRefundRules:
+    """The operator's refund of a paid-plan term as a rule of the money flow (a source of
+    stored value). A mixin: the machines whose derandomized runs check coverage of their
+    own outcomes (closure) keep their rule set."""
+
+    @rule(data=st.data(), again=st.booleans())
+    def refund_plan(self, data, again):
+        """An operator refunds the latest unrefunded term (a source of stored value: the
+        documented amount back to the balance the term was paid from), or a refund
+        reference sent again: applied once."""
+        from membership.domain.subscription_refunds import SubscriptionRefundRequest
+        from membership.domain.subscriptions import subscription_id_for
+        from membership.services import subscription_refunds
+
+        if not self.model.plan_terms:
+            return
+        # (this member's references: a closure's next member starts a new model)
+        known = [r for r in self.plan_refund_ids if r in self.model.plan_refunds]
+        if again and known:
+            refund_id = data.draw(st.sampled_from(known))
+        else:
+            refund_id = self.next_id("PRF")
+        request = SubscriptionRefundRequest.model_validate(
+            {"refundId": refund_id, "reason": "oracle"})
+        result = self.expect(
+            lambda: self.model.refund_plan(refund_id, self.now),
+            lambda: subscription_refunds.refund(subscription_id_for(self.member_id, "PLUS"),
+                                                request, actor="admin:oracle", now=self.now))
+        if not isinstance(result, DomainError):
+            assert result.body["amount"] == self.model.plan_refunds[refund_id], (
+                "refund amount", result.body, self.model.plan_refunds[refund_id])
+            if refund_id not in self.plan_refund_ids:
+                self.plan_refund_ids.append(refund_id)

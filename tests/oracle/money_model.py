@@ -31,7 +31,13 @@ from membership.domain.checkout import (
     split_lines,
 )
 from membership.domain.program import Program
-from membership.domain.subscriptions import TermRecord, next_term
+from membership.domain.subscriptions import (
+    BenefitsUsed,
+    TermRecord,
+    latest_term,
+    next_term,
+    refund_amount,
+)
 
 
 class Refused(Exception):
@@ -98,6 +104,9 @@ class MOrder:
     bonus_returned: int = 0
     gifts_clawed: set[str] = field(default_factory=set)
     refunds: dict[str, object] = field(default_factory=dict)  # refundId -> lines
+    bonus: int = 0  # of earned: the paid plan's bonus above the tier rate
+    term_id: str | None = None  # the plan term that covered paidAt
+    earned_reversed: int = 0  # of earned, taken back by refunds (written off included)
 
     @property
     def balance_used(self) -> int:
@@ -141,6 +150,9 @@ class MoneyModel:
         self.birthday_gift_year: int | None = None
         self.plan_purchases: dict[str, int] = {}  # Idempotency-Key -> price paid
         self.plan_term: TermRecord | None = None  # the latest term bought
+        self.plan_terms: list[TermRecord] = []  # every term, refunded ones too
+        self.plan_paid: dict[str, tuple[int, int]] = {}  # term -> (principal, bonus) paid
+        self.plan_refunds: dict[str, int] = {}  # refund reference -> amount
         gift = program.signup_gift.points
         if gift:
             self.credit_points(f"signup-{member_id}", gift, now=now, effective_at=now)
@@ -360,17 +372,60 @@ class MoneyModel:
         take_p, take_b = self.split_debit(price)
         self.principal -= take_p
         self.bonus -= take_b
-        span = next_term(plan, term, now=now, tz=self.tz, current=self.plan_term)
+        span = next_term(plan, term, now=now, tz=self.tz, current=latest_term(self.plan_terms))
         self.plan_term = TermRecord(
             term_id=key, plan_id=plan.id, term=term, price=price, paid_at=now,
             starts_at=span.starts_at, ends_at=span.ends_at, anchor=span.anchor,
             months_from_anchor=span.months_from_anchor)
+        self.plan_terms.append(self.plan_term)
+        self.plan_paid[key] = (take_p, take_b)
         self.plan_purchases[key] = price
 
     def plan_ends_at(self, now: datetime) -> datetime | None:
-        """The end of the active plan; None once lapsed (the settlement may clear it)."""
-        term = self.plan_term
-        return term.ends_at if term is not None and now < term.ends_at else None
+        """The end of the active plan; None once lapsed (the settlement may clear it).
+        A refunded term ends when it was refunded."""
+        ends = [t.ends_at if t.refunded_at is None else min(t.ends_at, t.refunded_at)
+                for t in self.plan_terms]
+        end = max(ends, default=None)
+        return end if end is not None and now < end else None
+
+    def plan_term_at(self, paid_at: datetime) -> TermRecord | None:
+        """The term in force when an order was paid (benefits are decided at paidAt)."""
+        at = calendar.utc(paid_at)
+        for t in self.plan_terms:
+            end = t.ends_at if t.refunded_at is None else min(t.ends_at, t.refunded_at)
+            if t.starts_at <= at < end:
+                return t
+        return None
+
+    def bonus_used(self, term_id: str) -> int:
+        """Bonus points a term gave on orders, less what order refunds took back."""
+        return sum(o.bonus - o.bonus * o.earned_reversed // o.earned
+                   for o in self.orders.values() if o.term_id == term_id and o.earned)
+
+    def refund_plan(self, refund_id: str, now: datetime) -> int:
+        """An operator's refund of the latest unrefunded term (docs/subscriptions.md): the
+        documented amount back to the balance it was paid from (principal first, up to what
+        the term took from principal), the term ended at once. Once per reference."""
+        if refund_id in self.plan_refunds:
+            return self.plan_refunds[refund_id]
+        live = [t for t in self.plan_terms if t.refunded_at is None]
+        if not live:
+            raise Refused("nothing_to_refund")
+        term = live[-1]
+        plan = self.program.paid_plans[0]
+        amount = refund_amount(term, plan, self.program,
+                               BenefitsUsed(bonus_points=self.bonus_used(term.term_id)), now)
+        paid_p, paid_b = self.plan_paid[term.term_id]
+        to_principal = min(amount, paid_p) if paid_b else amount
+        self.principal += to_principal
+        if amount - to_principal:
+            self.credit_bonus(amount - to_principal)
+        self.plan_terms = [t if t.term_id != term.term_id
+                           else t.model_copy(update={"refunded_at": calendar.utc(now)})
+                           for t in self.plan_terms]
+        self.plan_refunds[refund_id] = amount
+        return amount
 
     # ---- holds (docs/checkout.md) ------------------------------------------------------
 
@@ -440,7 +495,11 @@ class MoneyModel:
             raise
         tier = self.program.tier(self.tier)
         paid_fen = a["cashPaid"] + a["balanceUsed"]
-        earned = points_to_earn(paid_fen, tier, self.program)
+        # The paid plan's bonus is decided at paidAt, not when the event is processed.
+        term = self.plan_term_at(paid_at)
+        plan = self.program.paid_plans[0] if term is not None else None
+        earned = points_to_earn(paid_fen, tier, self.program, plan)
+        plan_bonus = earned - points_to_earn(paid_fen, tier, self.program)
         growth = growth_to_earn(paid_fen, self.program)
         lot_id = f"order-{order_id}"
         available_at = calendar.utc(paid_at) + timedelta(
@@ -464,7 +523,8 @@ class MoneyModel:
         self.orders[order_id] = MOrder(
             order_id=order_id, payload=payload, splits=splits, takes=takes,
             principal_used=principal, bonus_used=bonus, earned=earned, growth=growth,
-            month=month, lot_id=lot_id, gifts=gifts)
+            month=month, lot_id=lot_id, gifts=gifts, bonus=plan_bonus,
+            term_id=term.term_id if term is not None else None)
 
     def cancelled(self, order_id: str, now: datetime) -> None:
         hold = self.holds.get(order_id)
@@ -530,6 +590,7 @@ class MoneyModel:
             self.growth[order.month] = have - min(totals["growth"], have)
         shortfall = 0
         if totals["earned_points"]:
+            order.earned_reversed += totals["earned_points"]
             shortfall += totals["earned_points"] - self.claw_back(order.lot_id,
                                                                   totals["earned_points"])
         month = calendar.month_of(now, self.tz)

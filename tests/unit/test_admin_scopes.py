@@ -19,7 +19,8 @@ from membership_local.template import http_routes, load_template
 
 SAMPLE_PARAMS = {"memberId": "M" + "a" * 24, "grantId": "G-1", "version": "1",
                  "topupId": "T" + "A" * 24, "period": "2025-01",
-                 "tag": "milk_powder", "templateId": "TPL-1"}
+                 "tag": "milk_powder", "templateId": "TPL-1",
+                 "subscriptionId": "M" + "a" * 24 + ".PLUS"}
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
@@ -42,7 +43,8 @@ def test_the_document_lists_every_admin_capability():
     assert {"/v1/admin/program", "/v1/admin/program/versions", "/v1/admin/members",
             "/v1/admin/members/{memberId}", "/v1/admin/members/{memberId}/adjustments",
             "/v1/admin/grants", "/v1/admin/grants/{grantId}",
-            "/v1/admin/topups/{topupId}/refunds", "/v1/admin/settlements/{period}"} <= paths
+            "/v1/admin/topups/{topupId}/refunds", "/v1/admin/settlements/{period}",
+            "/v1/admin/subscriptions/{subscriptionId}/refunds"} <= paths
     assert all(p in SAMPLE_PARAMS for _, path in ADMIN for p in re.findall(r"\{(\w+)\}", path))
 
 

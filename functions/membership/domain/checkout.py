@@ -38,7 +38,9 @@ from membership.domain.ledger import (
     PostingBuilder,
 )
 from membership.domain.members import Member
-from membership.domain.program import FEN_PER_YUAN, Program, Tier
+from membership.domain.program import FEN_PER_YUAN, PaidPlan, Program, Tier
+from membership.domain.subscriptions import free_shipping as plan_free_shipping
+from membership.domain.subscriptions import member_discount, points_multiplier_pct
 from membership.domain.tiers import TierGift
 from membership.errors import Conflict, InvalidRequest, Unavailable
 
@@ -161,10 +163,18 @@ class Quote(ApiModel):
     member_id: str = Field(alias="memberId")
     tier: str
     subtotal: int = Field(description="fen")
-    tier_discount: int = Field(alias="tierDiscount", description="fen")
+    tier_discount: int = Field(alias="tierDiscount",
+                               description="fen: the member price, tier's or plan's (see "
+                                           "memberPriceBy), never both")
+    member_price_by: str = Field(alias="memberPriceBy", default="tier",
+                                 description="tier | plan: whose discountBps gave tierDiscount")
+    paid_plan: str | None = Field(alias="paidPlan", default=None,
+                                  description="The member's paid plan active now, if any")
+    points_multiplier_pct: int = Field(alias="pointsMultiplierPct", default=100,
+                                       description="Tier multiplier + the plan's bonus")
     coupon_discount: int = Field(alias="couponDiscount", default=0, description="fen")
     free_shipping: bool = Field(alias="freeShipping", default=False,
-                                description="A free_shipping coupon applies")
+                                description="The tier, the paid plan or a coupon gives it")
     amount_after_discounts: int = Field(alias="amountAfterDiscounts", description="fen")
     points_redeemable: int = Field(alias="pointsRedeemable", description="points")
     points_to_redeem: int = Field(alias="pointsToRedeem", description="points")
@@ -318,9 +328,12 @@ def points_for_value(fen: int, program: Program) -> int:
     return fen * program.points.points_per_yuan_redeemed // FEN_PER_YUAN
 
 
-def points_to_earn(paid_fen: int, tier: Tier, program: Program) -> int:
-    """Per whole yuan paid (cash + stored value), times the tier multiplier, rounded down."""
-    return paid_fen // FEN_PER_YUAN * program.points.per_yuan * tier.points_multiplier_pct // 100
+def points_to_earn(paid_fen: int, tier: Tier, program: Program,
+                   plan: PaidPlan | None = None) -> int:
+    """Per whole yuan paid (cash + stored value), times the tier multiplier plus the active
+    paid plan's bonus (domain/subscriptions.py), rounded down."""
+    return (paid_fen // FEN_PER_YUAN * program.points.per_yuan
+            * points_multiplier_pct(tier, plan) // 100)
 
 
 def growth_to_earn(paid_fen: int, program: Program) -> int:
@@ -406,16 +419,19 @@ def discounts_by_line(lines: tuple[OrderLine, ...], tier_discount: int, coupons:
 
 
 def quote(request: QuoteRequest, member: Member, program: Program,
-          wallet: tuple[Coupon, ...] = (), now: datetime | None = None) -> Quote:
+          wallet: tuple[Coupon, ...] = (), now: datetime | None = None,
+          plan: PaidPlan | None = None) -> Quote:
     """What this member gets for these lines; checks the requested points and balance.
 
     `wallet`: the member's coupons that are not used; the requested ones must be in it,
-    this member's, available and applicable.
+    this member's, available and applicable. `plan`: the member's paid plan if active now
+    (its member price, points bonus and free shipping apply).
     """
     now = now or calendar.utc(datetime.now().astimezone())
     tier = program.tier(member.tier_id)
     subtotal = sum(line.amount for line in request.lines)
-    tier_discount = bps_of(subtotal, tier.discount_bps)
+    discount_bps, price_by = member_discount(tier, plan)
+    tier_discount = bps_of(subtotal, discount_bps)
     by_id = {c.coupon_id: c for c in wallet}
     chosen = [coupon_rules.check_usable(by_id.get(cid), cid, member.member_id, now)
               for cid in request.coupon_ids]
@@ -456,12 +472,15 @@ def quote(request: QuoteRequest, member: Member, program: Program,
         tz=program.time_zone)
     return Quote(
         member_id=member.member_id, tier=tier.id, subtotal=subtotal, tier_discount=tier_discount,
+        member_price_by=price_by, paid_plan=plan.id if plan is not None else None,
+        points_multiplier_pct=points_multiplier_pct(tier, plan),
         coupon_discount=coupon_discount,
-        free_shipping=any(d.free_shipping for d in applied),
+        free_shipping=(plan_free_shipping(tier, plan)
+                       or any(d.free_shipping for d in applied)),
         amount_after_discounts=after_discounts, points_redeemable=redeemable,
         points_to_redeem=wanted, points_value=value, balance_usable=usable,
         balance_to_use=request.balance_to_use, payable=cash,
-        points_to_earn=points_to_earn(paid, tier, program),
+        points_to_earn=points_to_earn(paid, tier, program, plan),
         growth_to_earn=growth_to_earn(paid, program),
         lines=tuple(LineQuote(line_id=s.line_id, subtotal=s.subtotal,
                               tier_discount=t, coupon_discount=c,
@@ -588,6 +607,13 @@ class Settlement(BaseModel):
     gifts_clawed_back: tuple[str, ...] = ()  # tier ids whose gift a refund took back
     coupons: tuple[SettledCoupon, ...] = ()  # coupons the order used
     coupons_returned: bool = False  # a full refund gave the still-valid ones back
+    # The paid plan active at paidAt and what it gave (docs/subscriptions.md): recorded on
+    # the term that covered paidAt, in the same posting.
+    plan_id: str | None = None
+    term_id: str | None = None
+    bonus_points: int = 0  # of earned_points, above the tier rate
+    plan_discount: int = 0  # fen of member price above the tier's
+    plan_coupon_discount: int = 0  # fen the plan's gift-pack coupons gave
 
     @property
     def balance_used(self) -> int:
@@ -600,6 +626,7 @@ class Settlement(BaseModel):
             "pointsUsed": self.points_used, "balanceUsed": self.balance_used,
             "capturedHold": self.captured_hold, "lotId": self.lot_id,
             "couponIds": [c.coupon_id for c in self.coupons],
+            "paidPlan": self.plan_id, "bonusPoints": self.bonus_points,
         }
 
 
@@ -687,13 +714,16 @@ def settle_coupons(builder: PostingBuilder, event: OrderPaid, program: Program,
 
 
 def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
-                upgrade, coupons: dict[str, Coupon] | None = None) -> Settlement:
+                upgrade, coupons: dict[str, Coupon] | None = None,
+                plan: PaidPlan | None = None, term_id: str | None = None) -> Settlement:
     """order.paid: capture the hold (or debit directly), award pending points and growth
     dated by the order's paid time, then upgrade at once if rolling growth now qualifies.
 
     `upgrade(builder, program, gift_pending_until=...)` is the tier rule
     (domain.tiers.upgrade_if_qualified); the gifts of an upgrade this order causes are
     pending with the order's points, and recorded so that its refunds can take them back.
+    `plan`: the member's paid plan if it was active at paidAt (`term_id` the term that
+    covered it): its points bonus applies, and what it gave is recorded on the settlement.
     """
     check_amounts(event, program)
     a = event.amounts
@@ -728,7 +758,8 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
             takes = builder.debit_points(a.points_used, reason="order_paid")
     tier = program.tier(builder.member.tier_id)
     paid_fen = a.cash_paid + a.balance_used
-    earned = points_to_earn(paid_fen, tier, program)
+    earned = points_to_earn(paid_fen, tier, program, plan)
+    bonus_points = earned - points_to_earn(paid_fen, tier, program)
     growth = growth_to_earn(paid_fen, program)
     lot_id = order_lot_id(event.order_id)
     available_at = (calendar.utc(event.paid_at)
@@ -757,8 +788,28 @@ def settle_paid(builder: PostingBuilder, event: OrderPaid, program: Program,
         bonus_used=bonus, takes=takes, cash_paid=a.cash_paid, earned_points=earned,
         growth=growth, captured_hold=captured, lines=tuple(lines), gifts=gifts,
         coupons=settled_coupons)
+    if plan is not None:
+        settlement = settlement.model_copy(update=plan_benefits(
+            event, tier, plan, settled_coupons, bonus_points) | {"term_id": term_id})
     builder.result = settlement.result()
     return settlement
+
+
+def plan_benefits(event: OrderPaid, tier: Tier, plan: PaidPlan,
+                  settled_coupons: tuple[SettledCoupon, ...], bonus_points: int) -> dict:
+    """What the plan gave this order: bonus points above the tier rate; the member price
+    above the tier's (the order's non-coupon discount beyond the tier's, at most the plan's
+    rate, and only when the plan's rate is the better one); its gift-pack coupons."""
+    a = event.amounts
+    subtotal = a.subtotal
+    plan_discount = 0
+    if plan.discount_bps > tier.discount_bps:
+        member_price = min(a.discount - a.coupon_discount, bps_of(subtotal, plan.discount_bps))
+        plan_discount = max(member_price - bps_of(subtotal, tier.discount_bps), 0)
+    templates = {g.template_id for g in plan.monthly_gift.coupons}
+    return {"plan_id": plan.id, "bonus_points": bonus_points, "plan_discount": plan_discount,
+            "plan_coupon_discount": sum(c.discount for c in settled_coupons
+                                        if c.template_id in templates)}
 
 
 # ---- refunds -----------------------------------------------------------------------------

@@ -323,6 +323,13 @@ class SubscriptionNotFound(NotFound):
     code = "subscription_not_found"
 
 
+class AnotherPlanActive(Conflict):
+    """A member holds one paid plan at a time: buying B while A runs would overwrite
+    `paid_plan` and lose A's remaining time."""
+
+    code = "another_plan_active"
+
+
 class SubscriptionRequest(ApiModel):
     """Buy, extend or start the trial of a paid plan: pay by a provider or from balance."""
 
@@ -466,6 +473,11 @@ def apply_purchase(builder: PostingBuilder, program: Program, request: Subscript
     member = builder.member
     ensure_may_spend(member, "plan_purchase")
     plan = plan_of(program, request.plan_id)
+    held = member.paid_plan
+    if held is not None and held.plan_id != plan.id and is_active(held.ends_at, now):
+        raise AnotherPlanActive(
+            f"plan {held.plan_id} is active until its end; buy it again or wait for it to end",
+            planId=plan.id, activePlanId=held.plan_id)
     records = [p.record for p in terms]
     if request.term == "trial":
         if plan.trial_days == 0:

@@ -19,6 +19,7 @@ HTTP_HANDLER_MODULES = (
     "membership.handlers.topups",
     "membership.handlers.subscriptions",
     "membership.handlers.admin_topups",
+    "membership.handlers.admin_subscriptions",
     "membership.handlers.checkout",
     "membership.handlers.admin_settlements",
     "membership.handlers.admin_program",

@@ -7,6 +7,7 @@ from membership.domain import checkout
 from membership.domain.checkout import HoldMismatch, HoldRequest, Quote, QuoteRequest
 from membership.domain.ledger import PostingBuilder
 from membership.domain.member_status import ensure_may_spend
+from membership.domain.subscriptions import active_plan
 from membership.storage import coupons as coupon_store
 from membership.storage import ledger
 from membership.storage import members as store
@@ -23,7 +24,12 @@ def quote(request: QuoteRequest, now: datetime | None = None) -> Quote:
     if request.points_to_redeem or request.balance_to_use or request.coupon_ids:
         ensure_may_spend(member, "checkout_spend")
     wallet = tuple(coupon_store.member_coupons(request.member_id))
-    return checkout.quote(request, member, load_program(), wallet, now or _now())
+    now = now or _now()
+    program = load_program()
+    held = member.paid_plan
+    plan = (active_plan(program, held.plan_id, held.ends_at, now) if held is not None
+            else None)
+    return checkout.quote(request, member, program, wallet, now, plan=plan)
 
 
 def hold(request: HoldRequest, now: datetime | None = None) -> tuple[dict, bool]:

@@ -23,6 +23,7 @@ from membership.domain.ledger import PostingBuilder, payload_hash
 from membership.domain.member_status import ensure_may_spend
 from membership.domain.tiers import upgrade_if_qualified
 from membership.errors import DomainError
+from membership.services import subscription_benefits
 from membership.storage import ledger
 from membership.storage.ledger import ExtraItem
 from membership.storage.metrics import counter_add
@@ -68,9 +69,12 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
         builder = PostingBuilder(state, program, source_key=source_key,
                                  source_type="order.paid", reason="order_paid",
                                  actor="orders", now=now, effective_at=event.paid_at)
+        plan, term = subscription_benefits.plan_at(state.member, program, event.paid_at)
         settlement = checkout.settle_paid(builder, event, program, upgrade_if_qualified,
-                                          coupons)
+                                          coupons, plan=plan,
+                                          term_id=term.record.term_id if term else None)
         made["settlement"] = aggregates.with_categories(settlement, event.lines)
+        made["term"] = term
         _know_member(builder, program, lambda stats: aggregates.order_paid(
             stats, made["settlement"], now=builder.now, tz=program.time_zone))
         return builder.build()
@@ -82,7 +86,8 @@ def paid(event: OrderPaid, now: datetime | None = None) -> ledger.Outcome:
                           on_condition_failed=ledger.AlreadyApplied),
                 # Penetration's member side, in the same transaction (docs/metrics.md).
                 counter_add(settlement.growth_month, event.order_id, member_orders=1,
-                            member_spend=settlement.cash_paid + settlement.balance_used))
+                            member_spend=settlement.cash_paid + settlement.balance_used),
+                *subscription_benefits.used_on_order(made["term"], settlement))
 
     return ledger.post(event.member_id, source_key, build, extra,
                        payload_hash=payload_hash(event))
@@ -164,6 +169,7 @@ def refunded(event: OrderRefunded, now: datetime | None = None) -> ledger.Outcom
                                  actor="orders", now=now,
                                  effective_at=event.refunded_at or now)
         made["settlement"] = checkout.apply_refund(builder, settlement, event)
+        made["before"] = settlement
         made["version"] = version
         _know_member(builder, program, lambda stats: aggregates.order_refunded(
             stats, settlement, made["settlement"], now=builder.now, tz=program.time_zone))
@@ -173,7 +179,9 @@ def refunded(event: OrderRefunded, now: datetime | None = None) -> ledger.Outcom
         version = made["version"]
         return (ExtraItem(model=_order_item(made["settlement"], version + 1),
                           condition=OrderItem.version == version,
-                          on_condition_failed=Retry),)
+                          on_condition_failed=Retry),
+                *subscription_benefits.given_back_on_refund(made["before"],
+                                                            made["settlement"]))
 
     return ledger.post(event.member_id, source_key, build, extra,
                        payload_hash=_refund_hash(event))

@@ -74,6 +74,10 @@ class TermItem(TableModel):
     coupon_discount = NumberAttribute(attr_name="usedCoupons", default=0)
     bonus_points = NumberAttribute(attr_name="usedBonusPts", default=0)
     plan_discount = NumberAttribute(attr_name="usedPlanDiscount", default=0)
+    # An operator's refund of this term (domain/subscription_refunds.py).
+    refund_id = UnicodeAttribute(attr_name="refundId", null=True)
+    refund_amount = NumberAttribute(attr_name="refundAmount", null=True)
+    refund_reason = UnicodeAttribute(attr_name="refundReason", null=True)
 
     @staticmethod
     def key(member_id: str, plan_id: str, seq: int) -> tuple[str, str]:
@@ -198,7 +202,8 @@ def set_auto_renew(member_id: str, plan_id: str, auto_renew: bool, now: datetime
 Build = Callable[[LedgerState], tuple[Posting, tuple[ExtraItem, ...]]]
 
 
-def post(member_id: str, source_key: str, build: Build) -> Outcome:
+def post(member_id: str, source_key: str, build: Build, *,
+         payload_hash: str | None = None) -> Outcome:
     """The ledger's post, with the purchase's own items committed in the same transaction."""
     built: dict[int, tuple[ExtraItem, ...]] = {}
 
@@ -208,4 +213,47 @@ def post(member_id: str, source_key: str, build: Build) -> Outcome:
         return posting
 
     return ledger_post(member_id, source_key, build_posting,
-                       extra=lambda posting: built.pop(id(posting)))
+                       extra=lambda posting: built.pop(id(posting)), payload_hash=payload_hash)
+
+
+def add_benefits_used(term: Purchase, *, coupon_discount: int = 0, bonus_points: int = 0,
+                      plan_discount: int = 0) -> tuple[ExtraItem, ...]:
+    """The term's benefits-used counters moved (ADD; negative to undo), as an extra item of
+    the order posting that used (or gave back) them. Nothing to write: no item."""
+    return add_term_counters(term.member_id, term.record.plan_id, term.seq,
+                             coupon_discount=coupon_discount, bonus_points=bonus_points,
+                             plan_discount=plan_discount)
+
+
+def add_term_counters(member_id: str, plan_id: str, seq: int, *, coupon_discount: int = 0,
+                      bonus_points: int = 0, plan_discount: int = 0) -> tuple[ExtraItem, ...]:
+    actions = [attr.add(amount) for attr, amount in (
+        (TermItem.coupon_discount, coupon_discount), (TermItem.bonus_points, bonus_points),
+        (TermItem.plan_discount, plan_discount)) if amount]
+    if not actions:
+        return ()
+    return (ExtraItem(model=TermItem(*TermItem.key(member_id, plan_id, seq)),
+                      actions=actions, condition=TermItem.PK.exists(),
+                      on_condition_failed=Retry),)
+
+
+def refund_extra(refund) -> ExtraItem:
+    """The refunded term ends at once: `refundedAt` and the refund's reference, amount and
+    reason, in the refund's posting; a term refunded meanwhile makes the posting retry."""
+    p = refund.purchase
+    return ExtraItem(
+        model=TermItem(*TermItem.key(p.member_id, p.record.plan_id, p.seq)),
+        actions=[TermItem.refunded_at.set(refund.refunded_at),
+                 TermItem.refund_id.set(refund.refund_id),
+                 TermItem.refund_amount.set(refund.amount),
+                 TermItem.refund_reason.set(refund.reason)],
+        condition=TermItem.PK.exists() & TermItem.refunded_at.does_not_exist(),
+        on_condition_failed=Retry)
+
+
+def subscription_exists(member_id: str, plan_id: str) -> bool:
+    try:
+        SubscriptionItem.get(*SubscriptionItem.key(member_id, plan_id), consistent_read=True)
+    except SubscriptionItem.DoesNotExist:
+        return False
+    return True
