@@ -145,6 +145,7 @@ def live_a_life(ctx, person: Person) -> dict:
         "postedAt": datetime.now(SHANGHAI).replace(microsecond=0).isoformat()}), ctx)
     operate_on(ctx, person)
     campaign_for(ctx, person)
+    subscribe_then_refund(ctx, person)
     for module, path, query in ((members, "/v1/members/me", None),
                                 (members, "/v1/members/me/ledger", {"asset": "points"}),
                                 (checkins, "/v1/members/me/checkins", None)):
@@ -185,6 +186,24 @@ def operate_on(ctx, person: Person) -> None:
     grants.create(request, actor="ops-privacy", enqueue=lambda messages: [
         grants.apply_chunk(m["grantId"], int(m["chunk"]), list(m["memberIds"]))
         for m in messages])
+
+
+def subscribe_then_refund(ctx, person: Person) -> None:
+    """Paid membership (issue 11): a PLUS month paid from the balance, refunded by an
+    operator, so its subscription, term, guard and due-index items exist and the account
+    can still close."""
+    from membership.handlers import admin_subscriptions, subscriptions
+
+    status, body = call(subscriptions, ctx, "POST", "/v1/members/me/subscriptions",
+                        {"planId": "PLUS", "term": "monthly", "payWith": "balance"},
+                        sub=person.subject, headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert status == 201, body
+    status, body = call(admin_subscriptions, ctx, "POST",
+                        f"/v1/admin/subscriptions/{body['subscriptionId']}/refunds",
+                        {"refundId": f"{person.tag}PR-{uuid.uuid4().hex[:6]}",
+                         "reason": "changed their mind"},
+                        sub="ops-privacy", scopes=("admin",))
+    assert status == 201, body
 
 
 def campaign_for(ctx, person: Person) -> None:

@@ -80,7 +80,10 @@ def test_export_holds_every_kind_of_record_of_the_member(table, lambda_context):
     assert any(m["days"] for m in doc["checkins"]["months"].values())
     assert "milk_powder" in {t["tag"] for t in doc["tags"]}
     assert len(doc["otherRecords"]["coupon"]) == 2  # claimed and granted
-    assert doc["subscriptions"] == []
+    # The PLUS month bought from the balance and refunded: the run and its refunded term.
+    assert [s["planId"] for s in doc["subscriptions"]] == ["PLUS"]
+    terms = [r for r in doc["otherRecords"]["subscription"] if r.get("termId")]
+    assert len(terms) == 1 and terms[0]["refundedAt"]
     assert doc["assets"]["balance"]["principal"] == sum(
         e["amount"] for e in ledger["balance"] if e["bucket"] == "principal")
 

@@ -212,13 +212,17 @@ class CouponModel(MoneyModel):
         term = next((k for k in reversed(self.plus_kinds) if k != "trial"), "monthly")
         if amount != getattr(plan.prices, term):
             raise Refused("charge_amount_mismatch")
-        span = next_term(plan, term, now=charged_at, tz=self.tz, current=self.plan_term)
-        from membership.domain.subscriptions import TermRecord
+        from membership.domain.subscriptions import TermRecord, latest_term
+
+        span = next_term(plan, term, now=charged_at, tz=self.tz,
+                         current=latest_term(self.plan_terms))
 
         self.plan_term = TermRecord(
             term_id=f"charge-{cycle}", plan_id=plan.id, term=term, price=amount,
             paid_at=charged_at, starts_at=span.starts_at, ends_at=span.ends_at,
             anchor=span.anchor, months_from_anchor=span.months_from_anchor)
+        # MoneyModel's list of terms: the plan's end and the benefits at paidAt read it.
+        self.plan_terms.append(self.plan_term)
         self._add_term(self.plan_term, subscription_id_for(self.member_id, plan.id))
         self.plus_kinds.append(term)
         self.charges[cycle] = payload
