@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,9 @@ from bench.operations import BenchContext, CallStats, operation
 
 DAILY = "membership.handlers.subscription_daily.handler"
 CHARGES = "membership.handlers.subscription_charges.handler"
-MEMBERS_TOTAL = 2_000
-DUE = 100  # 5 %
+# BENCH_DAILY_MEMBERS / BENCH_DAILY_DUE: other sizes, to see what grows with what.
+MEMBERS_TOTAL = int(os.environ.get("BENCH_DAILY_MEMBERS", 2_000))
+DUE = int(os.environ.get("BENCH_DAILY_DUE", 100))  # 5 % by default
 
 
 def _plus_member(sub: str, phone: str, now: datetime) -> str:
