@@ -1,24 +1,21 @@
 """HTTP: a member's paid plan (PLUS): buy / extend / trial, read, auto-renew."""
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from membership.domain.subscriptions import (
     AutoRenewRequest,
     PurchaseResponse,
     SubscriptionRequest,
     SubscriptionView,
 )
-from membership.domain.topups import check_idempotency_key
 from membership.handlers.http import (
     IDEMPOTENCY_EXTENSION,
     build_app,
     error_responses,
+    member_post,
     model_response,
     require_subject,
     view_response,
 )
-from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
 from membership.services import subscriptions
 
@@ -42,12 +39,8 @@ app = build_app()
     tags=["paid plan"],
 )
 def buy(body: SubscriptionRequest):
-    subject = require_subject(app, "member")
-    key = check_idempotency_key(app.current_event.headers.get("idempotency-key"))
-    result = subscriptions.purchase(subject, key, body)
-    if not result.replayed:
-        metrics.add_metric(name="PlanTermsBought", unit=MetricUnit.Count, value=1)
-    return answer(201, result.body, result.replayed)
+    return member_post(app, lambda subject, key: subscriptions.purchase(subject, key, body),
+                       "PlanTermsBought")
 
 
 @app.get(
