@@ -20,6 +20,7 @@ from membership.errors import Unavailable
 from membership.handlers import admin_program
 from membership.services import members as member_service
 from membership.services import (
+    plan_usage,
     privacy,
     program_admin,
     subscription_charges,
@@ -30,6 +31,8 @@ from membership.services import subscriptions as service
 from membership.storage import program as program_store
 from membership.storage import subscriptions as store
 from membership.storage import usage
+from membership.storage.subscriptions import SubscriptionItem
+from membership.storage.table import connection
 
 DAY = date(2026, 1, 10)
 END = date(2026, 2, 10)  # a monthly term bought on DAY ends at the end of this day
@@ -292,3 +295,53 @@ def test_closing_an_account_whose_run_ended_unseen_counts_it_down(
     assert daily.run_daily(now=at(END + timedelta(days=1), 1)).failed == 0
     assert counted() == 0
     assert put(apigw_event, lambda_context, without_plus())[0] == 200
+
+
+def _as_before_the_counters(member_id: str) -> None:
+    """The subscription as written before the counters existed: no flag, not counted."""
+    from pynamodb.transactions import TransactWrite
+
+    t = TransactWrite(connection=connection())
+    t.update(SubscriptionItem(*SubscriptionItem.key(member_id, "PLUS")),
+             actions=[SubscriptionItem.counted.remove()])
+    usage.UsageChange(usage.PLAN, "PLUS", member_id, -1).add_to(t)
+    t._commit()
+    assert flag(member_id) is None
+
+
+def test_the_backfill_counts_subscriptions_from_before_the_counters(
+        table, apigw_event, lambda_context):
+    active, lapsed = join("plan-old-a", 1), join("plan-old-b", 2)
+    buy("plan-old-a", "test-old-a", datetime.now(UTC))
+    buy("plan-old-b", "test-old-b", at(DAY))  # ended long ago
+    for member_id in (active, lapsed):
+        _as_before_the_counters(member_id)
+    # before the backfill an operator could strand the active member
+    assert counted() == 0
+    report = plan_usage.run(segments=2, page_limit=1)
+    assert (report.updated, report.failed) == (2, 0)
+    assert (flag(active), flag(lapsed), counted()) == (True, False, 1)
+    assert put(apigw_event, lambda_context, without_plus())[1]["details"]["refusals"] == [
+        PLAN_IN_USE]
+    again = plan_usage.run(segments=2)
+    assert again.updated == 2 and counted() == 1  # done: nothing counted twice
+    assert plan_usage.count_subscription(active, "PLUS") is False
+
+
+def test_a_subscription_from_before_the_counters_is_counted_at_its_next_write(table):
+    member_id = join("plan-old-write")
+    buy("plan-old-write", "test-old-write-1", at(DAY))
+    _as_before_the_counters(member_id)
+    buy("plan-old-write", "test-old-write-2", at(DAY + timedelta(days=1)))  # extends
+    assert (counted(), flag(member_id)) == (1, True)
+    buy("plan-old-write", "test-old-write-3", at(DAY + timedelta(days=2)))
+    assert counted() == 1
+
+
+def test_a_subscription_from_before_the_counters_is_counted_at_its_next_visit(table):
+    member_id = join("plan-old-visit")
+    buy("plan-old-visit", "test-old-visit-1", at(DAY), term="quarterly")
+    daily.run_daily(now=at(DAY, 12))  # month 0's pack: the next visit is a month away
+    _as_before_the_counters(member_id)
+    daily.run_daily(now=at(date(2026, 2, 10), 1))  # month 1's pack
+    assert (counted(), flag(member_id)) == (1, True)
