@@ -1,4 +1,6 @@
-"""Operators change the program: versions, If-Match, validation paths, stranding refusals."""
+"""Operators change the program: versions, If-Match, validation paths, stranding refusals.
+
+A paid plan with active runs of terms: tests/integration/test_plan_usage.py."""
 from __future__ import annotations
 
 import copy
@@ -6,18 +8,14 @@ import time
 
 import pytest
 from admin_support import OPERATOR, as_admin, call, grow, member, signup
-from pynamodb.exceptions import TransactWriteError
 
 from membership.domain.program import default_program
-from membership.domain.program_admin import paid_plans_of
 from membership.errors import Unavailable
 from membership.handlers import admin_program
-from membership.services import program_admin
 from membership.storage import program as program_store
 from membership.storage import usage
 from membership.storage.models import MemberItem
 from membership.storage.program_versions import ProgramVersionItem
-from membership.storage.table import connection
 
 PATH = "/v1/admin/program"
 
@@ -220,39 +218,6 @@ def test_tier_counters_follow_signups_upgrades_and_downgrades(table, apigw_event
     counts = {t: usage.read_usage("tier", t).count for t in ("V1", "V2", "V3", "V4")}
     assert counts == {"V1": 1, "V2": 1, "V3": 0, "V4": 0}
     assert member(b).tier_id == "V1"
-
-
-class _PaidPlanTerms:
-    """What the paid-plan issue will do: count active terms per plan in its transactions."""
-
-    @staticmethod
-    def change(member_id: str, delta: int) -> None:
-        from pynamodb.transactions import TransactWrite
-
-        t = TransactWrite(connection=connection())
-        usage.UsageChange("paidPlan", "PLUS", member_id, delta).add_to(t)
-        t._commit()
-
-
-def test_a_new_kind_of_resource_plugs_in_as_a_stranding_guard(table, apigw_event,
-                                                               lambda_context, monkeypatch):
-    """The extension point for a paid plan's active terms (and coupon templates' instances)."""
-    monkeypatch.setattr(program_admin, "STRANDING_GUARDS", [
-        *program_admin.STRANDING_GUARDS,
-        program_admin.UsageCounterGuard("paidPlan", paid_plans_of)])
-    no_plus = {**default_doc(), "paidPlans": []}
-    _PaidPlanTerms.change("M-someone", +1)
-    status, body, _ = put(apigw_event, lambda_context, no_plus)
-    assert status == 409
-    assert body["details"]["refusals"] == [{
-        "path": "paidPlans[0]", "code": "paidPlan_in_use", "inUse": 1,
-        "message": "1 member(s) still use paidPlan 'PLUS': it cannot be removed"}]
-    _PaidPlanTerms.change("M-someone", -1)
-    assert put(apigw_event, lambda_context, no_plus)[0] == 200
-    # Retired now: a term that races in after the change is refused, not stranded.
-    with pytest.raises(TransactWriteError) as refused:
-        _PaidPlanTerms.change("M-late", +1)
-    assert refused.value.cancellation_reasons[0].code == "ConditionalCheckFailed"
 
 
 def test_running_functions_pick_up_a_version_within_their_cache_time(

@@ -33,6 +33,7 @@ class ClosureModel(MoneyModel):
             raise Refused("account_not_empty: open hold")
         forfeited = sum(lot.remaining for lot in self.lots.values())
         self.lots.clear()
+        self.plan_counted = False  # a run that ended unseen is counted down
         return forfeited
 
 

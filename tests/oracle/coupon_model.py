@@ -170,6 +170,8 @@ class CouponModel(MoneyModel):
         from membership.domain.subscriptions import gift_month_starts, gift_pack_key, local_date
 
         on = local_date(now, self.tz)
+        if self.plus_terms:  # the visit sees the run's end (a run always owes one)
+            self.plan_counted = self.plan_run_active(now)
         due = []
         for t in self.plus_terms:
             if t.term == "trial":
@@ -227,6 +229,7 @@ class CouponModel(MoneyModel):
         self.plus_kinds.append(term)
         self.charges[cycle] = payload
         self.charge_refs.add(reference)
+        self.plan_counted = True
 
     # ---- holds --------------------------------------------------------------------------
 

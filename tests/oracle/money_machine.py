@@ -81,6 +81,9 @@ class MoneyMachine(RuleBasedStateMachine):
                        now=self.now)
         self.member_id = member_id_for(self.sub)
         self.model = self.model_class(load_program(), self.member_id, self.now)
+        # Earlier runs' members stay counted in PLUS's usage counter (the table is shared
+        # by a test's runs): this run's member moves it from here.
+        self.plan_count_before = self._plan_count()
         self.n = 0
         self.topup_refs: list[tuple[str, int]] = []
         # Top-ups the app itself asked for (channel alipay, the test verifier): the ones
@@ -189,7 +192,22 @@ class MoneyMachine(RuleBasedStateMachine):
                           and self.now < m.paid_plan.ends_at else None),
             "breaches": reconcile(m, ledger.all_entries(self.member_id), list(state.lots),
                                   list(state.holds)),
+            "plan_counted": self._plan_counted(),
         }
+
+    @staticmethod
+    def _plan_count() -> int:
+        from membership.storage import usage
+
+        return usage.read_usage(usage.PLAN, "PLUS").count
+
+    def _plan_counted(self) -> tuple[bool, int]:
+        """The subscription's `counted` flag and what the member adds to PLUS's counter."""
+        from membership.storage import subscriptions
+
+        item = subscriptions.read(self.member_id)[0].get("PLUS")
+        return (bool(item is not None and item.counted),
+                self._plan_count() - self.plan_count_before)
 
     def expected(self) -> dict:
         md = self.model
@@ -199,6 +217,7 @@ class MoneyMachine(RuleBasedStateMachine):
             "points_debt": md.points_debt, "lots": md.lots_by_expiry(),
             "growth": {k: v for k, v in md.growth.items() if v}, "tier": md.tier,
             "holds": md.open_holds(), "plan_ends": md.plan_ends_at(self.now),
+            "plan_counted": (md.plan_counted, int(md.plan_counted)),
         }
 
     @invariant()
@@ -218,6 +237,8 @@ class MoneyMachine(RuleBasedStateMachine):
         assert got["tier"] == want["tier"], ("tier", got, want)
         assert got["holds"] == want["holds"], ("open holds", got, want)
         assert got["plan_ends"] == want["plan_ends"], ("paid plan end", got, want)
+        # A plan is removable only when no one is counted: never less than an active run.
+        assert got["plan_counted"] == want["plan_counted"], ("PLUS usage counter", got, want)
         if got["bonus_debt"] is not None:  # a store that records debt at all
             assert got["bonus_debt"] == want["bonus_debt"], ("bonus debt", got, want)
         if got["points_debt"] is not None:

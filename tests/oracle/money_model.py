@@ -153,6 +153,9 @@ class MoneyModel:
         self.plan_terms: list[TermRecord] = []  # every term, refunded ones too
         self.plan_paid: dict[str, tuple[int, int]] = {}  # term -> (principal, bonus) paid
         self.plan_refunds: dict[str, int] = {}  # refund reference -> amount
+        # Counted in the plan's usage counter (domain/plan_usage.py): from a run's first
+        # term until a refund ends it or the daily run sees it ended.
+        self.plan_counted = False
         gift = program.signup_gift.points
         if gift:
             self.credit_points(f"signup-{member_id}", gift, now=now, effective_at=now)
@@ -380,6 +383,7 @@ class MoneyModel:
         self.plan_terms.append(self.plan_term)
         self.plan_paid[key] = (take_p, take_b)
         self.plan_purchases[key] = price
+        self.plan_counted = True
 
     def plan_ends_at(self, now: datetime) -> datetime | None:
         """The end of the active plan; None once lapsed (the settlement may clear it).
@@ -388,6 +392,10 @@ class MoneyModel:
                 for t in self.plan_terms]
         end = max(ends, default=None)
         return end if end is not None and now < end else None
+
+    def plan_run_active(self, now: datetime) -> bool:
+        """An unrefunded term covers now or is still to come."""
+        return any(t.refunded_at is None and now < t.ends_at for t in self.plan_terms)
 
     def plan_term_at(self, paid_at: datetime) -> TermRecord | None:
         """The term in force when an order was paid (benefits are decided at paidAt)."""
@@ -425,6 +433,7 @@ class MoneyModel:
                            else t.model_copy(update={"refunded_at": calendar.utc(now)})
                            for t in self.plan_terms]
         self.plan_refunds[refund_id] = amount
+        self.plan_counted = self.plan_run_active(now)  # a refund that ends the run
         return amount
 
     # ---- holds (docs/checkout.md) ------------------------------------------------------

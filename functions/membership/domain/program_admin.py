@@ -2,9 +2,9 @@
 
 A PUT carries the whole program document. It is validated fully (every failing path is
 listed, not just the first), applies only to the version the operator read (`If-Match`),
-and is refused when it would strand members: a tier someone holds, the program's time
-zone or id (see `refusals_of`). Usage of resources comes from storage (sharded counters);
-the rules here are pure.
+and is refused when it would strand members: a tier someone holds, a paid plan someone
+has an active run of, the program's time zone or id (see `refusals_of`). Usage of
+resources comes from storage (sharded counters); the rules here are pure.
 """
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ def tiers_of(program: Program) -> dict[str, Resource]:
 
 
 def paid_plans_of(program: Program) -> dict[str, Resource]:
-    return {p.id: Resource("paidPlan", p.id, f"paidPlans[{i}]")
+    return {p.id: Resource("plan", p.id, f"paidPlans[{i}]")
             for i, p in enumerate(program.paid_plans)}
 
 

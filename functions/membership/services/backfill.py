@@ -9,6 +9,7 @@ scan segment after each page).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -60,9 +61,23 @@ def run(segments: int = 4, *, page_limit: int = 200, now: datetime | None = None
     A segment whose last pass met members it could not backfill is passed over again by
     the next run (its complete members are skipped): `seen` and `failed` are the latest
     pass's, `updated` counts every member the backfill wrote."""
+    def apply(row: tuple[str, bool], segment: int) -> bool:
+        member_id, complete = row
+        return not complete and backfill_member(member_id, now, segment=segment)
+
+    return run_segments(NAME, store.scan_page, apply, segments, page_limit=page_limit,
+                        should_stop=should_stop)
+
+
+def run_segments(name: str, scan_page: Callable, apply: Callable, segments: int, *,
+                 page_limit: int, should_stop=lambda: False) -> BackfillReport:
+    """A checkpointed scan, segment by segment: `scan_page(segment, segments, cursor, limit)`
+    gives rows and the next cursor, `apply(row, segment)` writes one (True) or skips it;
+    a DomainError fails that row (logged, counted) and the segment is passed over again by
+    the next run."""
     seen = updated = failed = 0
     for segment in range(segments):
-        cp = store.load(NAME, segment)
+        cp = store.load(name, segment)
         if cp.of is not None and cp.of != segments:
             # A scan cursor belongs to its segmentation: another count would skip members.
             raise ValueError(f"the backfill's checkpoints were written by a run of {cp.of} "
@@ -71,19 +86,18 @@ def run(segments: int = 4, *, page_limit: int = 200, now: datetime | None = None
         if cp.done and cp.failed:
             cp.cursor, cp.done, cp.seen, cp.failed = None, False, 0, 0
         while not cp.done and not should_stop():
-            rows, cursor = store.scan_page(segment, segments, cp.cursor, page_limit)
-            for member_id, complete in rows:
-                if complete:
-                    continue
+            rows, cursor = scan_page(segment, segments, cp.cursor, page_limit)
+            for row in rows:
                 try:
-                    if backfill_member(member_id, now, segment=segment):
+                    if apply(row, segment):
                         cp.updated += 1
                 except DomainError:
-                    logger.exception("member not backfilled", extra={"memberId": member_id})
+                    logger.exception("row not backfilled", extra={"backfill": name,
+                                                                  "row": str(row)})
                     cp.failed += 1
             cp.seen += len(rows)
             cp.cursor, cp.done = cursor, cursor is None
-            store.save(NAME, cp)
+            store.save(name, cp)
         seen += cp.seen
         updated += cp.updated
         failed += cp.failed

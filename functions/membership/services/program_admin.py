@@ -7,10 +7,11 @@ using is watched by a *stranding guard* in `STRANDING_GUARDS`:
 - `fences(current, proposed)` gives the transaction items that keep the check true until
   the change commits (a concurrent first use then fails one side, never both succeed).
 
-Tiers are guarded by per-tier member counters (storage.usage). A paid plan's active
-terms and a coupon template's live instances plug in the same way: count them with
-`storage.usage.UsageChange` in the transactions that start and end a use, and register
-`UsageCounterGuard("paidPlan", paid_plans_of)` (see tests/integration/test_admin_program.py).
+Tiers are guarded by per-tier member counters, paid plans by per-plan counters of the
+members with an active run of terms (storage.usage; domain/plan_usage.py says which
+transactions move them). A coupon template's live instances plug in the same way: count
+them with `storage.usage.UsageChange` in the transactions that start and end a use, and
+register a `UsageCounterGuard` here.
 
 Running functions keep the rules for `PROGRAM_CACHE_SECONDS` (default 60 s): a new
 version is in force everywhere at most that long after it is written.
@@ -37,6 +38,7 @@ from membership.domain.program_admin import (
     etag,
     fixed_field_refusals,
     in_use_refusal,
+    paid_plans_of,
     parse_if_match,
     removed,
     tiers_of,
@@ -91,7 +93,8 @@ class UsageCounterGuard:
             refusals=[in_use_refusal(resource, max(count, 1)).wire()])
 
 
-STRANDING_GUARDS: list[StrandingGuard] = [UsageCounterGuard(usage.TIER, tiers_of)]
+STRANDING_GUARDS: list[StrandingGuard] = [UsageCounterGuard(usage.TIER, tiers_of),
+                                           UsageCounterGuard(usage.PLAN, paid_plans_of)]
 
 
 def _now() -> datetime:

@@ -3,7 +3,9 @@
 One ledger posting: the balance credit (a term paid from stored value), the member's plan
 end, the term's `refundedAt` and `subscription.refunded`, in one transaction guarded by
 `subscription.refund:<refundId>`. The guard keeps the request's hash: the same refundId
-answers its first answer again; with another body it is 409 `payload_mismatch`.
+answers its first answer again; with another body it is 409 `payload_mismatch`. A refund
+that ends the run counts the member down in the plan's usage counter in the same
+transaction (domain/plan_usage.py).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from membership.domain.ledger import LedgerState, PostingBuilder, payload_hash
+from membership.domain.plan_usage import run_active
 from membership.domain.subscription_refunds import SubscriptionRefundRequest, apply_refund
 from membership.domain.subscriptions import SubscriptionNotFound
 from membership.storage import subscriptions as store
@@ -43,8 +46,9 @@ def refund(subscription_id: str, request: SubscriptionRefundRequest, *, actor: s
 
     def build(state: LedgerState):
         # Read inside the attempt: a concurrent refund or purchase makes it retry.
-        _, terms = store.read(member_id)
-        if not terms.get(plan_id):
+        subscriptions, terms = store.read(member_id)
+        item = subscriptions.get(plan_id)
+        if item is None or not terms.get(plan_id):
             raise SubscriptionNotFound(f"no subscription {subscription_id}",
                                        subscriptionId=subscription_id)
         builder = PostingBuilder(state, program, source_key=source_key,
@@ -54,7 +58,12 @@ def refund(subscription_id: str, request: SubscriptionRefundRequest, *, actor: s
         # The refunded term's paid start or renewal is taken back (docs/metrics.md).
         uncounted = plan_flow_add(done.purchase.record, [p.record for p in terms[plan_id]],
                                   program.time_zone, member_id, sign=-1)
-        return builder.build(), (store.refund_extra(done), *uncounted)
+        after = [p.record if p.seq != done.purchase.seq
+                 else p.record.model_copy(update={"refunded_at": done.refunded_at})
+                 for p in terms[plan_id]]
+        counter = store.usage_extras(member_id, plan_id, item.counted,
+                                     run_active(after, now), now)
+        return builder.build(), (store.refund_extra(done), *uncounted, *counter)
 
     if not store.subscription_exists(member_id, plan_id):
         raise SubscriptionNotFound(f"no subscription {subscription_id}",

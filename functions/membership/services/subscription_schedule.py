@@ -7,7 +7,9 @@ new state and next due date, the guards), keyed by the first thing it does (a (t
 month) pack, a term's renewal notice, a run's lapse: each once, ever). Two runs that see
 the same work build the same source key: one commits, the other replays. A visit that
 owes nothing (the index is eventually consistent, or a refund took the work away) only
-moves the next due date.
+moves the next due date. Each visit also brings the plan's usage counter in line with the
+run (domain/plan_usage.py): the run's end counts the member down, so the program's PUT may
+remove a plan once no one has an active run of it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from membership.domain.ledger import PostingBuilder
+from membership.domain.plan_usage import run_active
 from membership.domain.program import Program
 from membership.domain.subscription_schedule import (
     ScheduleState,
@@ -90,15 +93,17 @@ def visit(member_id: str, plan_id: str, now: datetime, program: Program,
         records = [p.record for p in purchases]
         work = daily_work(records, ScheduleState.from_json(item.schedule),
                           auto_renew=bool(item.auto_renew), now=now, tz=tz)
+        active = run_active(records, now)
         if not work.posts:
             unchanged = (work.state == ScheduleState.from_json(item.schedule)
                          and store.due_keys(member_id, plan_id, work.next_due_on)
-                         == ((item.GSI1PK, item.GSI1SK) if item.GSI1PK else None))
+                         == ((item.GSI1PK, item.GSI1SK) if item.GSI1PK else None)
+                         and store.counted_unchanged(item, active))
             if unchanged:  # e.g. another run did it, and the index had not caught up
                 report.replayed += 1
                 return
             try:
-                store.save_state(item, work, now)
+                store.save_state(item, work, now, active)
             except store.ScheduleMoved:
                 continue
             report.rescheduled += 1
@@ -124,7 +129,9 @@ def visit(member_id: str, plan_id: str, now: datetime, program: Program,
                         subscription_id=subscription_id_for(member_id, plan_id),
                         plan_id=plan_id,
                         next_cycle=max((p.seq for p in bought), default=0) + 1)
-            return builder.build(), store.visit_extras(current, todo, now)
+            records_now = [p.record for p in bought]
+            return builder.build(), store.visit_extras(current, todo, now,
+                                                       run_active(records_now, now))
 
         try:
             outcome = subscriptions_store.post(member_id, source_key, build)

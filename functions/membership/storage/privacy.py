@@ -172,6 +172,19 @@ def _removal_item(member_id: str, removal: Removal) -> ExtraItem:
                          f"{removal.kind} belongs to another member"))
 
 
+def _plan_usage_ended(member_id: str, data: MemberData, now) -> list[ExtraItem]:
+    """A run that ended and that the daily schedule has not visited yet is still counted in
+    its plan's usage counter, and the schedule cannot post for a closed member: closure
+    counts it down (an active term blocks closure, so nothing else is counted)."""
+    from membership.storage.subscriptions import usage_extras
+
+    ended = []
+    for row in data.other.get("subscription", ()):
+        if "#TERM#" not in row["SK"] and row.get("counted") is True:
+            ended += usage_extras(member_id, row["planId"], True, False, now)
+    return ended
+
+
 def close(member_id: str, data: MemberData, build_builder, build_batch_builder) -> Outcome:
     """Closure in one transaction; when it cannot fit (a member with many lots: each is an
     item and an entry), the points are forfeited first in batches of postings of their
@@ -278,8 +291,9 @@ def _close_once(member_id: str, data: MemberData, build_builder) -> Outcome:
         removals["items"] = plan.removals
         return builder.build()
 
-    def extra(_posting):
-        return tuple(_removal_item(member_id, r) for r in removals["items"])
+    def extra(posting):
+        return (*(_removal_item(member_id, r) for r in removals["items"]),
+                *_plan_usage_ended(member_id, data, posting.created_at))
 
     return post(member_id, closure_source_key(member_id), build, extra)
 

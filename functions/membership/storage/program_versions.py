@@ -81,7 +81,7 @@ def commit_change(current: Current, proposed: Program, *, actor: str, now: datet
     if items > MAX_TRANSACTION_ITEMS:
         raise InvalidRequest(
             f"this change touches {items} items, more than one transaction holds; make it "
-            "in smaller steps (e.g. remove fewer tiers at once)", items=items)
+            "in smaller steps (e.g. remove fewer tiers or plans at once)", items=items)
     t = TransactWrite(connection=connection())
     plan: list = []
     condition = ProgramItem.version == current.version

@@ -9,6 +9,11 @@ prefix `SUBSCRIPTION#` returns a member's whole paid-plan history. A purchase wr
 term and the subscription item as extra items of the ledger posting that debits the balance
 (if paid from it) and moves the member's `paid_plan`: one TransactWriteItems. The
 subscription item's `terms` count is the version that serialises two purchases.
+
+The subscription item's `counted` says whether the member is counted in the plan's usage
+counter (`USAGE#plan#<planId>`, storage/usage.py): the program's PUT refuses to remove a
+plan someone has an active run of (domain/plan_usage.py has the rules). The first
+purchase of a run adds 1 and sets it; an extension finds it set and adds nothing.
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from datetime import date, datetime
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 
 from membership.domain.ledger import LedgerState, Posting
+from membership.domain.plan_usage import counter_move
 from membership.domain.subscriptions import BenefitsUsed, Purchase, TermRecord
+from membership.storage import usage
 from membership.storage.ledger import ExtraItem, Outcome
 from membership.storage.ledger import post as ledger_post
 from membership.storage.models import GuardItem, TimeAttribute, member_pk
@@ -35,6 +42,9 @@ class SubscriptionItem(TableModel):
     program_id = UnicodeAttribute(attr_name="programId", default=PROGRAM_ID)
     auto_renew = BooleanAttribute(attr_name="autoRenew", default=False)
     terms = NumberAttribute(default=0)
+    # True: counted in the plan's usage counter (an active run); None: written before the
+    # counter existed, not counted yet (domain/plan_usage.py).
+    counted = BooleanAttribute(null=True)
     created_at = TimeAttribute(attr_name="createdAt")
     updated_at = TimeAttribute(attr_name="updatedAt")
     # The daily schedule (storage/subscription_schedule.py): what it did, as JSON, its
@@ -143,32 +153,75 @@ def read(member_id: str, *, consistent: bool = True
     return subscriptions, terms
 
 
+def counted_is(value: bool | None):
+    """The condition that the subscription's `counted` flag is still what was read."""
+    if value is None:
+        return SubscriptionItem.counted.does_not_exist()
+    return SubscriptionItem.counted == value
+
+
+def plan_usage_extra(member_id: str, plan_id: str, delta: int, *, fenced: bool) -> ExtraItem:
+    """The plan's usage counter moved, in the member's shard. A fenced +1 (a run that starts
+    now) is refused on a plan the program has just removed: the stale-program error."""
+    item, actions, condition = usage.UsageChange(usage.PLAN, plan_id, member_id, delta,
+                                                 fenced=fenced).update()
+    return ExtraItem(model=item, actions=actions, condition=condition,
+                     on_condition_failed=usage.stale_program_error)
+
+
+def usage_extras(member_id: str, plan_id: str, counted: bool | None, active: bool,
+                 now: datetime) -> tuple[ExtraItem, ...]:
+    """The flag set to `active` (conditional on the flag read) and the counter moved by the
+    difference, for a write that only observes the run (a refund, a visit, closure): it
+    starts no use, so it is not fenced. Nothing when the flag already says so."""
+    if counted is not None and bool(counted) == active:
+        return ()
+    extras = [ExtraItem(model=SubscriptionItem(*SubscriptionItem.key(member_id, plan_id)),
+                        actions=[SubscriptionItem.counted.set(active),
+                                 SubscriptionItem.updated_at.set(now)],
+                        condition=SubscriptionItem.PK.exists() & counted_is(counted),
+                        on_condition_failed=Retry)]
+    delta = counter_move(counted, active)
+    if delta:
+        extras.append(plan_usage_extra(member_id, plan_id, delta, fenced=False))
+    return tuple(extras)
+
+
 def purchase_extras(purchase: Purchase, existing: SubscriptionItem | None, now: datetime,
                     payment_guard: str | None, due_keys: tuple[str, str] | None = None
                     ) -> tuple[ExtraItem, ...]:
-    """The term, the subscription item (its `terms` count moves from what was read), and the
-    payment reference's cross-capability guard. `due_keys`: the schedule's GSI1 keys of
-    the next date the subscription owes something (storage/subscription_schedule.py)."""
+    """The term, the subscription item (its `terms` count moves from what was read), the
+    plan's usage counter when this term starts a run, and the payment reference's
+    cross-capability guard. `due_keys`: the schedule's GSI1 keys of the next date the
+    subscription owes something (storage/subscription_schedule.py)."""
     extras = [ExtraItem(model=TermItem.from_domain(purchase),
                         condition=TermItem.PK.does_not_exist(), on_condition_failed=Retry)]
-    key = SubscriptionItem.key(purchase.member_id, purchase.record.plan_id)
+    member_id, plan_id = purchase.member_id, purchase.record.plan_id
+    key = SubscriptionItem.key(member_id, plan_id)
+    counted = existing.counted if existing is not None else False
     if existing is None:
-        item = SubscriptionItem(*key, member_id=purchase.member_id,
-                                plan_id=purchase.record.plan_id,
+        item = SubscriptionItem(*key, member_id=member_id, plan_id=plan_id,
                                 subscription_id=purchase.subscription_id, auto_renew=False,
-                                terms=purchase.seq, created_at=now, updated_at=now)
+                                terms=purchase.seq, counted=True, created_at=now,
+                                updated_at=now)
         if due_keys is not None:
             item.GSI1PK, item.GSI1SK = due_keys
         extras.append(ExtraItem(model=item, condition=SubscriptionItem.PK.does_not_exist(),
                                 on_condition_failed=Retry))
     else:
+        # The flag read is part of the condition: a visit that counted the run down
+        # meanwhile makes this purchase read again and count it up.
         extras.append(ExtraItem(
             model=SubscriptionItem(*key),
             actions=[SubscriptionItem.terms.set(purchase.seq),
                      SubscriptionItem.updated_at.set(now),
+                     *([] if counted else [SubscriptionItem.counted.set(True)]),
                      *([SubscriptionItem.GSI1PK.set(due_keys[0]),
                         SubscriptionItem.GSI1SK.set(due_keys[1])] if due_keys else [])],
-            condition=SubscriptionItem.terms == int(existing.terms), on_condition_failed=Retry))
+            condition=(SubscriptionItem.terms == int(existing.terms)) & counted_is(counted),
+            on_condition_failed=Retry))
+    if counter_move(counted, True):
+        extras.append(plan_usage_extra(member_id, plan_id, +1, fenced=True))
     if payment_guard is not None:
         extras.append(ExtraItem(
             model=GuardItem(*GuardItem.key(payment_guard), source_type="payment_reference",

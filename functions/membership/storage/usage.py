@@ -3,7 +3,7 @@
 PK                          SK            item
 USAGE#<kind>#<resourceId>   SHARD#<nn>    members of shard nn using it (count), retired flag
 
-A resource of the program (today a tier; later a paid plan's active terms or a coupon
+A resource of the program (a tier, a paid plan's active runs of terms; later a coupon
 template's live instances) is counted by the same transaction that starts or stops a
 member using it, in the shard of that member, so no item takes every write and a
 member's increments and decrements always meet in one shard (a shard never goes below 0).
@@ -27,6 +27,7 @@ from membership.storage.table import TableModel
 
 USAGE_SHARDS = 16
 TIER = "tier"
+PLAN = "plan"  # members with an active run of a paid plan's terms (storage/subscriptions.py)
 
 
 def usage_pk(kind: str, resource_id: str) -> str:
@@ -50,21 +51,31 @@ def shard_of(member_id: str) -> int:
 
 @dataclass(frozen=True)
 class UsageChange:
-    """A member starts (+1) or stops (-1) using a resource, inside some transaction."""
+    """A member starts (+1) or stops (-1) using a resource, inside some transaction.
+
+    `fenced`: a use that starts now is refused by a retired resource. False only for a
+    catch-up that records a use begun before it was counted (it starts nothing).
+    """
 
     kind: str
     resource_id: str
     member_id: str
     delta: int
+    fenced: bool = True
 
-    def add_to(self, t: TransactWrite) -> None:
+    def update(self) -> tuple[UsageShardItem, list, object | None]:
+        """The shard item, its actions and its condition (for a transaction's update)."""
         shard = shard_of(self.member_id)
         item = UsageShardItem(*UsageShardItem.key(self.kind, self.resource_id, shard))
         actions = [UsageShardItem.count.add(self.delta),
                    UsageShardItem.kind.set(self.kind),
                    UsageShardItem.resource_id.set(self.resource_id)]
         # Only a new use is refused by a retired resource; leaving one never is.
-        condition = UsageShardItem.retired.does_not_exist() if self.delta > 0 else None
+        fenced = self.fenced and self.delta > 0
+        return item, actions, UsageShardItem.retired.does_not_exist() if fenced else None
+
+    def add_to(self, t: TransactWrite) -> None:
+        item, actions, condition = self.update()
         t.update(item, actions=actions, condition=condition)
 
 
