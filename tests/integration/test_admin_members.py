@@ -9,7 +9,7 @@ from admin_support import OPERATOR, as_admin, call, member, signup
 
 from membership.domain import calendar
 from membership.domain.member_status import MemberFrozen
-from membership.handlers import admin_members, checkout, order_events, topups
+from membership.handlers import admin_members, checkout, order_events, subscriptions, topups
 from membership.handlers import members as members_handler
 from membership.services.ledger import post_legs, reconcile_member
 
@@ -190,6 +190,21 @@ def test_a_frozen_member_cannot_top_up(frozen, apigw_event, lambda_context):
         sub="frozen-one", headers={"Idempotency-Key": "k-1"}), lambda_context)
     assert (status, body["code"]) == (403, "member_frozen")
     assert member(frozen).balance_principal == 10_000
+
+
+@pytest.mark.parametrize("body", [
+    {"planId": "PLUS", "term": "monthly", "payWith": "balance"},
+    {"planId": "PLUS", "term": "monthly", "paymentReference": "test-frozen-plus",
+     "channel": "wechat_pay"},
+    {"planId": "PLUS", "term": "trial"},
+], ids=["balance", "payment", "trial"])
+def test_a_frozen_member_cannot_buy_a_paid_plan(frozen, apigw_event, lambda_context, body):
+    status, answer, _ = call(subscriptions, apigw_event(
+        "POST", "/v1/members/me/subscriptions", body, sub="frozen-one",
+        headers={"Idempotency-Key": "plan-1"}), lambda_context)
+    assert (status, answer["code"]) == (403, "member_frozen")
+    after = member(frozen)
+    assert after.paid_plan is None and after.balance_principal == 10_000
 
 
 def paid_event(member_id, order_id, points=0, balance=0):
