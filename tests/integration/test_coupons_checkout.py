@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkout_support import LINES, SUBTOTAL
 
 from membership.domain import calendar
 from membership.domain.checkout import HoldRequest, QuoteRequest
@@ -24,13 +25,6 @@ from membership.storage import ledger as store
 
 SHANGHAI = calendar.zone("Asia/Shanghai")
 SUB = "shopper"
-LINES = [
-    {"lineId": "1", "sku": "TEE", "category": "apparel", "brand": "acme", "quantity": 2,
-     "unitPrice": 10_000},
-    {"lineId": "2", "sku": "CAP", "category": "acc", "brand": "acme", "quantity": 1,
-     "unitPrice": 5_000},
-]
-SUBTOTAL = 25_000
 
 
 def spec(**changes) -> TemplateSpec:

@@ -160,6 +160,23 @@ def test_the_notification_after_the_apps_call_is_acknowledged_and_buys_nothing_m
     assert len(terms()) == 1
 
 
+def test_a_term_bought_by_notification_counts_once_in_the_programs_metrics(
+        providers, channel, apigw_event, lambda_context):
+    from membership.domain import calendar
+    from membership.storage.metrics import flows
+    from membership.storage.program import load_program
+
+    signup(apigw_event, lambda_context)
+    reference = reference_for(channel)
+    pay(providers, channel, reference, plan_attach(MEMBER, "PLUS", "monthly", 1))
+    for _ in range(2):
+        notified(providers, lambda_context, channel, reference)
+    app_buy(apigw_event, lambda_context, reference, channel)
+    (term,) = terms()
+    month = calendar.month_of(term.record.starts_at, load_program().time_zone)
+    assert flows(month).paid_starts == 1
+
+
 def test_the_notification_alone_is_enough_and_the_next_payment_extends(
         providers, apigw_event, lambda_context):
     signup(apigw_event, lambda_context)

@@ -4,14 +4,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from membership.domain import calendar
 from membership.domain.checkout import OrderPaid
 from membership.domain.coupons import ClaimRequest, TemplateSpec
+from membership.domain.member_status import MemberFrozen, StatusChange
 from membership.domain.members import SignupRequest, member_id_for
 from membership.domain.privacy import COUPONS_IN_CLOSURE
-from membership.services import coupons, orders, privacy
+from membership.services import admin_members, coupons, orders, privacy
 from membership.services import members as member_service
 from membership.services.ledger import reconcile_member
+from membership.storage import privacy as privacy_store
 from membership.storage.coupons import CouponItem
 from membership.storage.models import member_pk
 
@@ -59,4 +63,42 @@ def test_closure_of_more_unused_coupons_than_one_transaction_takes_removes_them_
     count = 2 * COUPONS_IN_CLOSURE + 7
     member_id, _ = _member_with_coupons(count)
     privacy.close(SUB)
+    assert _coupon_statuses(member_id) == {}
+
+
+def _after_the_batches_check(monkeypatch, change) -> None:
+    """Run `change` once, right after the coupon batches read the member they check."""
+    read = privacy_store.read_live_range
+    done = []
+
+    def read_then_change(member_id):
+        state = read(member_id)
+        if not done:
+            done.append(True)
+            change()
+        return state
+
+    monkeypatch.setattr(privacy_store, "read_live_range", read_then_change)
+
+
+def test_a_freeze_between_the_check_and_a_coupon_batch_is_refused_as_frozen(table,
+                                                                             monkeypatch):
+    member_id, _ = _member_with_coupons(COUPONS_IN_CLOSURE + 3)
+    _after_the_batches_check(monkeypatch, lambda: admin_members.change_status(
+        member_id, StatusChange(status="frozen", reason="review"), actor="admin:ops"))
+    with pytest.raises(MemberFrozen):
+        privacy.close(SUB)
+    statuses = _coupon_statuses(member_id)
+    assert len(statuses) == COUPONS_IN_CLOSURE + 3
+    assert set(statuses.values()) == {"available"}
+
+
+def test_a_closure_that_commits_between_the_check_and_a_batch_is_answered_again(
+        table, monkeypatch):
+    member_id, _ = _member_with_coupons(COUPONS_IN_CLOSURE + 3)
+    first = []
+    _after_the_batches_check(monkeypatch, lambda: first.append(privacy.close(SUB)))
+    answer, replayed = privacy.close(SUB)
+    assert first == [(answer, False)]
+    assert replayed
     assert _coupon_statuses(member_id) == {}

@@ -5,6 +5,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from checkout_support import LINES, SUBTOTAL
+
 from membership.domain.members import SignupRequest, member_id_for
 from membership.domain.program import default_program
 from membership.domain.subscriptions import SubscriptionRequest
@@ -18,13 +20,6 @@ from membership.storage import subscriptions as store
 from membership.storage.program import save_program
 
 SUB = "plus-shopper"
-LINES = [
-    {"lineId": "1", "sku": "TEE", "category": "apparel", "brand": "acme", "quantity": 2,
-     "unitPrice": 10_000},
-    {"lineId": "2", "sku": "CAP", "category": "acc", "brand": "acme", "quantity": 1,
-     "unitPrice": 5_000},
-]
-SUBTOTAL = 25_000
 
 
 def signed_up():

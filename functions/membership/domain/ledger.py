@@ -228,6 +228,9 @@ class Posting(Frozen):
     coupons: tuple[CouponMove, ...] = ()
     coupon_issues: tuple[CouponIssue, ...] = ()
     payload_hash: str | None = None  # kept on the guard: a replay must carry the same payload
+    # Points credited as new value, by the program month of the posting's business time:
+    # storage adds them to that month's metrics counter in this transaction (breakage).
+    points_issued: dict[str, int] = Field(default_factory=dict)
 
 
 def payload_hash(payload: BaseModel | dict) -> str:
@@ -288,6 +291,7 @@ class PostingBuilder:
         self._coupon_moves: dict[str, CouponMove] = {}
         self._coupon_issues: list[CouponIssue] = []
         self._lots_fully_known = True
+        self._points_issued: dict[str, int] = {}
         self.result: dict = {}
 
     # ---- reading the state under construction ----
@@ -410,8 +414,15 @@ class PostingBuilder:
                       expires_at: datetime | None = None, available_at: datetime | None = None,
                       reason: str | None = None, reverses: str | None = None,
                       hold_id: str | None = None) -> Lot:
-        """A new lot; its expiry follows the program's rule from the business time."""
+        """A new lot; its expiry follows the program's rule from the business time.
+
+        Every credit is new value issued (docs/metrics.md, breakage), counted whole even
+        when part of it pays a points debt: points given back to their lots
+        (`return_points`) or released from pending are not issued again.
+        """
         _positive(amount)
+        month = calendar.month_of(self.effective_at, self.tz)
+        self._points_issued[month] = self._points_issued.get(month, 0) + amount
         expires = calendar.utc(expires_at) if expires_at else calendar.end_of_next_year(
             self.effective_at, self.tz)
         if not pending and self._m["points_debt"]:
@@ -862,6 +873,7 @@ class PostingBuilder:
             lots=tuple(lot_changes), holds=tuple(hold_changes), events=tuple(self._events),
             extra_guards=tuple(self._extra_guards), result=self.result, created_at=self.now,
             coupons=self.coupon_moves(), coupon_issues=tuple(self._coupon_issues),
+            points_issued=dict(self._points_issued),
         )
 
     def _refresh_next_expiry(self) -> None:

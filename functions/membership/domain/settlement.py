@@ -229,6 +229,11 @@ class Tally(BaseModel):
     balance_principal: int = 0
     balance_bonus: int = 0
     paid_active: int = 0
+    # The paid plans at the close (docs/metrics.md, conversion and renewal), from the term
+    # items the scan reads with the members. None: a run from before they were counted.
+    members_closed: int | None = None
+    paying_at_close: int | None = None
+    terms_ended: int | None = None
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
@@ -251,7 +256,39 @@ class Tally(BaseModel):
             balance_principal=self.balance_principal + other.balance_principal,
             balance_bonus=self.balance_bonus + other.balance_bonus,
             paid_active=self.paid_active + other.paid_active,
+            members_closed=_add_known(self.members_closed, other.members_closed),
+            paying_at_close=_add_known(self.paying_at_close, other.paying_at_close),
+            terms_ended=_add_known(self.terms_ended, other.terms_ended),
         )
+
+    @property
+    def free_at_close(self) -> int | None:
+        """Open members without a paid term at the close (a trial is free)."""
+        if self.members_closed is None or self.paying_at_close is None:
+            return None
+        return self.processed - self.members_closed - self.paying_at_close
+
+
+def _add_known(a: int | None, b: int | None) -> int | None:
+    return None if a is None and b is None else (a or 0) + (b or 0)
+
+
+def term_at_close(kind: str, starts_at: datetime, ends_at: datetime,
+                  refunded_at: datetime | None, period: str, tz: str) -> tuple[bool, bool]:
+    """(paying, ended) of one term for the period's metrics.
+
+    paying: a paid (not trial) term covered the close, and was not refunded before it;
+    ended: a paid term whose end falls in the period, not refunded (a refund is not an
+    end to renew). A member has at most one term covering an instant, so paying terms
+    count members.
+    """
+    if kind == "trial":
+        return False, False
+    close = period_close(period, tz)
+    paying = (starts_at <= close < ends_at
+              and (refunded_at is None or refunded_at > close))
+    ended = refunded_at is None and calendar.month_of(ends_at, tz) == period
+    return paying, ended
 
 
 class TallyBuilder:
@@ -264,6 +301,7 @@ class TallyBuilder:
         self.tags_added = self.tags_removed = 0
         self.kept: Counter[str] = Counter()
         self.stocks = [0, 0, 0, 0, 0]  # points available, pending, principal, bonus, paid
+        self.closed = self.paying = self.ended = 0
         self.before: Counter[str] = Counter()
         self.after: Counter[str] = Counter()
 
@@ -297,10 +335,16 @@ class TallyBuilder:
         self.failures += 1
 
     def stock(self, points_available: int, points_pending: int, principal: int, bonus: int,
-              paid_active: bool) -> None:
+              paid_active: bool, closed: bool = False) -> None:
         for i, value in enumerate((points_available, points_pending, principal, bonus,
                                    int(paid_active))):
             self.stocks[i] += value
+        self.closed += int(closed)
+
+    def term(self, paying: bool, ended: bool) -> None:
+        """A paid-plan term the scan read (term_at_close)."""
+        self.paying += int(paying)
+        self.ended += int(ended)
 
     def retagged(self, added: int, removed: int) -> None:
         self.tags_added += added
@@ -316,7 +360,8 @@ class TallyBuilder:
             points_available=self.stocks[0], points_pending=self.stocks[1],
             balance_principal=self.stocks[2], balance_bonus=self.stocks[3],
             paid_active=self.stocks[4], tiers_before=dict(self.before),
-            tiers_after=dict(self.after),
+            tiers_after=dict(self.after), members_closed=self.closed,
+            paying_at_close=self.paying, terms_ended=self.ended,
         )
 
 

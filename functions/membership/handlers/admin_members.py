@@ -5,10 +5,8 @@
 """
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -17,8 +15,8 @@ from membership.domain.admin_members import AdminMemberView, MemberSearch
 from membership.domain.member_status import StatusChange
 from membership.handlers.http import (
     ADMIN_SCOPE,
-    JSON,
     MemberId,
+    answer,
     build_app,
     error_responses,
     model_response,
@@ -29,8 +27,6 @@ from membership.observability import logger, metrics, tracer
 from membership.services import adjustments, admin_members
 
 app = build_app(scope=ADMIN_SCOPE)
-
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 @app.get(
@@ -99,9 +95,7 @@ def post_adjustment(memberId: MemberId, body: AdjustmentRequest):
     result, replayed = adjustments.adjust(memberId, body, actor=subject)
     if not replayed:
         metrics.add_metric(name="Adjustments", unit=MetricUnit.Count, value=1)
-    return Response(status_code=200 if replayed else 201, content_type=JSON,
-                    body=json.dumps(result),
-                    headers={REPLAYED_HEADER: "true" if replayed else "false"})
+    return answer(200 if replayed else 201, result, replayed)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -22,12 +22,15 @@ app = build_app(scope=ADMIN_SCOPE)
 
 @app.get(
     "/v1/admin/metrics",
-    summary="The program's metrics of a month: members, penetration, tiers, liabilities",
-    description="Flows (orders and spend of members and guests, new members) from counters "
-                "the postings keep; stocks (members, tiers, points and stored-value "
-                "liabilities, paid members) from the month's settlement run (null before it "
-                "ran; stocksFrom says its status). Ratios are basis points. Conversion, "
-                "renewal and breakage are null: see docs/metrics.md.",
+    summary="The program's metrics of a month: members, penetration, conversion, renewal, "
+            "tiers, liabilities, breakage",
+    description="Flows (orders and spend of members and guests, new members, points issued, "
+                "paid plans started and renewed) from counters the postings keep; stocks "
+                "(members, tiers, points and stored-value liabilities, paid members, paid "
+                "terms that ended) from the month's settlement run (null before it ran; "
+                "stocksFrom says its status), and the free members at the month's start from "
+                "the previous month's completed run. Ratios are basis points rounded down, "
+                "null when a side is unknown or the denominator is 0 (docs/metrics.md).",
     responses={200: model_response(Metrics, "The month's metrics"),
                **error_responses(403, 422)},
     tags=["metrics", "admin"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -14,7 +13,7 @@ from membership.domain.subscription_refunds import (
 )
 from membership.handlers.http import (
     ADMIN_SCOPE,
-    JSON,
+    answer,
     build_app,
     error_responses,
     model_response,
@@ -24,8 +23,6 @@ from membership.observability import logger, metrics, tracer
 from membership.services import subscription_refunds
 
 app = build_app(scope=ADMIN_SCOPE)
-
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 SubscriptionId = Annotated[str, Path(
     pattern=r"^[A-Za-z0-9]{1,64}\.[A-Za-z0-9_-]{1,16}$",
@@ -51,10 +48,7 @@ def refund_subscription(subscriptionId: SubscriptionId, body: SubscriptionRefund
     result = subscription_refunds.refund(subscriptionId, body, actor=f"admin:{subject}")
     if not result.replayed:
         metrics.add_metric(name="SubscriptionTermsRefunded", unit=MetricUnit.Count, value=1)
-    import json
-
-    return Response(status_code=201, content_type=JSON, body=json.dumps(result.body),
-                    headers={REPLAYED_HEADER: "true" if result.replayed else "false"})
+    return answer(201, result.body, result.replayed)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,12 +10,12 @@ from membership.domain.topups import RefundRequest, RefundResponse, check_idempo
 from membership.handlers.http import (
     ADMIN_SCOPE,
     IDEMPOTENCY_EXTENSION,
+    answer,
     build_app,
     error_responses,
     model_response,
     require_subject,
 )
-from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.coupons import ClaimRequest, CouponPage, CouponView
-from membership.domain.topups import check_idempotency_key
 from membership.handlers.http import (
     IDEMPOTENCY_EXTENSION,
+    Answered,
     build_app,
     error_responses,
+    member_post,
     model_response,
     require_subject,
     view_response,
 )
-from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
 from membership.services import coupons
 
@@ -36,12 +35,12 @@ app = build_app()
     tags=["coupons"],
 )
 def claim(body: ClaimRequest):
-    subject = require_subject(app, "member")
-    key = check_idempotency_key(app.current_event.headers.get("idempotency-key"))
-    outcome = coupons.claim(subject, key, body)
-    if not outcome.replayed:
-        metrics.add_metric(name="CouponsClaimed", unit=MetricUnit.Count, value=1)
-    return answer(201, outcome.result, outcome.replayed)
+    def claim_one(subject: str, key: str) -> Answered:
+        # A claim's outcome calls its answer's body `result`.
+        outcome = coupons.claim(subject, key, body)
+        return Answered(outcome.result, outcome.replayed)
+
+    return member_post(app, claim_one, "CouponsClaimed")
 
 
 @app.get(

@@ -12,12 +12,14 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain import text
 from membership.domain.ledger import PostingTooLarge
@@ -32,7 +34,7 @@ from membership.errors import (
     Unauthenticated,
     Unavailable,
 )
-from membership.observability import logger
+from membership.observability import logger, metrics
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -44,6 +46,8 @@ FORM = "application/x-www-form-urlencoded"
 # Route decorators pass openapi_extensions={IDEMPOTENCY_EXTENSION: True} when the route
 # needs an Idempotency-Key header; the OpenAPI document turns it into the header parameter.
 IDEMPOTENCY_EXTENSION = "x-idempotency-key"
+# Says whether an idempotent write's answer is the first one, sent again.
+REPLAYED_HEADER = "Idempotent-Replayed"
 # A member id in a path, for every route that takes one. Ids are "M" + 24 base32 characters
 # (members.member_id_for); the pattern allows 8 to 64 of them, as the order system's bodies
 # do (domain/checkout.py): a well-formed id of another length is an unknown member (404).
@@ -87,6 +91,12 @@ def view_response(status: int, view: BaseModel,
     return Response(status_code=status, content_type=JSON,
                     body=json.dumps(view.model_dump(mode="json", by_alias=True), default=str),
                     headers=dict(headers) if headers else None)
+
+
+def answer(status: int, body: dict, replayed: bool) -> Response:
+    """An idempotent write's answer, with the header that tells a replay from the first."""
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body),
+                    headers={REPLAYED_HEADER: "true" if replayed else "false"})
 
 
 def status_of(error: DomainError) -> int:
@@ -352,6 +362,40 @@ def require_subject(app: APIGatewayHttpResolver, scope: str) -> str:
     if not sub or not isinstance(sub, str) or len(sub) > 256:
         raise Forbidden("the token has no subject")
     return sub
+
+
+class Written(Protocol):
+    """What an idempotent write returns: its answer's body, and whether it is a replay."""
+
+    @property
+    def body(self) -> dict: ...
+
+    @property
+    def replayed(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A `Written` for a service whose outcome names its parts otherwise."""
+
+    body: dict
+    replayed: bool
+
+
+def member_post(app: APIGatewayHttpResolver, write: Callable[[str, str], Written],
+                metric: str) -> Response:
+    """A member's idempotent POST: `write(subject, idempotency_key)`, one count of `metric`
+    when it wrote (not on a replay), and 201 with the Idempotent-Replayed header."""
+    # Here rather than at the top: most functions take no member write and would otherwise
+    # load the top-up rules at init.
+    from membership.domain.topups import check_idempotency_key
+
+    subject = require_subject(app, "member")
+    key = check_idempotency_key(app.current_event.headers.get("idempotency-key"))
+    written = write(subject, key)
+    if not written.replayed:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    return answer(201, written.body, written.replayed)
 
 
 def error_responses(*statuses: int) -> dict[int, dict]:

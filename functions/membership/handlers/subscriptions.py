@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.metrics import MetricUnit
 
 from membership.domain.subscriptions import (
     AutoRenewRequest,
@@ -13,16 +12,15 @@ from membership.domain.subscriptions import (
     SubscriptionRequest,
     SubscriptionView,
 )
-from membership.domain.topups import check_idempotency_key
 from membership.handlers.http import (
     IDEMPOTENCY_EXTENSION,
     build_app,
     error_responses,
+    member_post,
     model_response,
     require_subject,
     view_response,
 )
-from membership.handlers.topups import answer
 from membership.observability import logger, metrics, tracer
 from membership.services import subscriptions
 
@@ -46,12 +44,8 @@ app = build_app()
     tags=["paid plan"],
 )
 def buy(body: SubscriptionRequest):
-    subject = require_subject(app, "member")
-    key = check_idempotency_key(app.current_event.headers.get("idempotency-key"))
-    result = subscriptions.purchase(subject, key, body)
-    if not result.replayed:
-        metrics.add_metric(name="PlanTermsBought", unit=MetricUnit.Count, value=1)
-    return answer(201, result.body, result.replayed)
+    return member_post(app, lambda subject, key: subscriptions.purchase(subject, key, body),
+                       "PlanTermsBought")
 
 
 @app.get(

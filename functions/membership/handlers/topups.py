@@ -1,31 +1,23 @@
 """HTTP: a member tops up stored value (`POST /v1/members/me/topups`)."""
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from membership.domain.topups import TopupRequest, TopupResponse, check_idempotency_key
+from membership.domain.topups import TopupRequest, TopupResponse
 from membership.handlers.http import (
     IDEMPOTENCY_EXTENSION,
-    JSON,
     build_app,
     error_responses,
+    member_post,
     model_response,
-    require_subject,
 )
+
+# Re-exported: the operators' refund route (admin_topups) answers with it.
+from membership.handlers.http import answer as answer
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
 
 app = build_app()
-
-REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-def answer(status: int, body: dict, replayed: bool) -> Response:
-    import json
-
-    return Response(status_code=status, content_type=JSON, body=json.dumps(body),
-                    headers={REPLAYED_HEADER: "true" if replayed else "false"})
 
 
 @app.post(
@@ -41,14 +33,15 @@ def answer(status: int, body: dict, replayed: bool) -> Response:
     tags=["stored value"],
 )
 def create_topup(body: TopupRequest):
-    subject = require_subject(app, "member")
-    key = check_idempotency_key(app.current_event.headers.get("idempotency-key"))
-    result = topups.top_up(subject, key, body)
-    if not result.replayed:
-        metrics.add_metric(name="TopupsCredited", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="TopupPrincipalFen", unit=MetricUnit.Count,
-                           value=result.body["principal"])
-    return answer(201, result.body, result.replayed)
+    def credit(subject: str, key: str) -> topups.Answer:
+        result = topups.top_up(subject, key, body)
+        if not result.replayed:
+            # Beside the count of credits (member_post's metric): the principal they carried.
+            metrics.add_metric(name="TopupPrincipalFen", unit=MetricUnit.Count,
+                               value=result.body["principal"])
+        return result
+
+    return member_post(app, credit, "TopupsCredited")
 
 
 @logger.inject_lambda_context(clear_state=True)

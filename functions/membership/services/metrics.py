@@ -52,15 +52,23 @@ def guest_paid(event: GuestOrderPaid, now: datetime | None = None) -> ledger.Out
     return with_retries(attempt, lambda: Unavailable("the counters stayed busy; try again"))
 
 
+def _tally(period: str) -> settlement_rules.Tally:
+    tally = settlement_rules.Tally()
+    for cp in settlement_store.checkpoints(period):
+        tally = tally + cp.tally
+    return tally
+
+
 def metrics(period: str) -> Metrics:
-    """Flows from the month's counters; stocks from the month's settlement run."""
+    """Flows from the month's counters; stocks from the month's settlement run, and the
+    free members at its start from the previous month's completed run."""
     settlement_rules.check_period(period)
     program = load_program()
     run = settlement_store.get_run(period)
-    tally = None
-    if run is not None:
-        tally = settlement_rules.Tally()
-        for cp in settlement_store.checkpoints(period):
-            tally = tally + cp.tally
+    tally = None if run is None else _tally(period)
+    before = calendar.shift_month(period, -1)
+    previous_run = settlement_store.get_run(before)
+    previous = (_tally(before) if previous_run is not None
+                and previous_run.status == "completed" else None)
     return metrics_of(period, store.flows(period), tally, program,
-                      stocks_from="none" if run is None else run.status)
+                      stocks_from="none" if run is None else run.status, previous=previous)

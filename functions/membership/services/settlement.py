@@ -141,7 +141,8 @@ def _stock(page: rules.TallyBuilder, raw: dict, snapshot: rules.Snapshot,
     lapsed = bool(result.get("planLapsed")) if result else False
     plan_end = snapshot.paid_plan_ends_at
     page.stock(max(number("ptsA") - expired, 0), number("ptsP"), number("balP"),
-               number("balB"), plan_end is not None and plan_end >= close and not lapsed)
+               number("balB"), plan_end is not None and plan_end >= close and not lapsed,
+               closed=raw.get("status", {}).get("S") == "closed")
 
 
 def _tags_stale(facts, program: Program, clock: Clock) -> bool:
@@ -185,6 +186,12 @@ def settle_segment(period: str, segment: int, segments: int, *,
             rows, cursor = pending.result()
             pending = fetch(cursor) if cursor is not None else None
             page = rules.TallyBuilder()
+            # Term rows only count (conversion and renewal, docs/metrics.md); members settle.
+            for raw in rows:
+                if not store.is_member_row(raw):
+                    page.term(*rules.term_at_close(*store.term_from_raw(raw), period,
+                                                   program.time_zone))
+            rows = [raw for raw in rows if store.is_member_row(raw)]
             failed: list[str] = []
             snapshots = [store.snapshot_from_raw(raw) for raw in rows]
             facts = {raw["memberId"]["S"]: facts_from_raw(raw) for raw in rows}

@@ -24,6 +24,7 @@ from membership.services.subscription_schedule import due_keys_after
 from membership.storage import subscriptions as store
 from membership.storage.ledger import ExtraItem, Outcome
 from membership.storage.ledger import post as ledger_post
+from membership.storage.metrics import plan_flow_add
 from membership.storage.models import GuardItem
 from membership.storage.program import load_program
 
@@ -67,7 +68,9 @@ def apply(charge: SubscriptionCharged, now: datetime | None = None) -> Outcome:
             due = due_keys_after(member_id, plan_id, [*(p.record for p in mine), bought.record],
                                  existing, now, program.time_zone)
             # The payment guard is added below, for duplicates too.
-            extras = store.purchase_extras(bought, existing, now, None, due_keys=due)
+            extras = (*store.purchase_extras(bought, existing, now, None, due_keys=due),
+                      *plan_flow_add(bought.record, [p.record for p in mine],
+                                     program.time_zone, member_id))  # docs/metrics.md
         built[id(posting)] = (*extras, ExtraItem(
             model=GuardItem(*GuardItem.key(guard_key), source_type="payment_reference",
                             member_id=member_id, created_at=now),

@@ -14,6 +14,7 @@ from membership.domain.ledger import LedgerState, PostingBuilder, payload_hash
 from membership.domain.subscription_refunds import SubscriptionRefundRequest, apply_refund
 from membership.domain.subscriptions import SubscriptionNotFound
 from membership.storage import subscriptions as store
+from membership.storage.metrics import plan_flow_add
 from membership.storage.program import load_program
 
 
@@ -50,7 +51,10 @@ def refund(subscription_id: str, request: SubscriptionRefundRequest, *, actor: s
                                  source_type="subscription_refund", reason="plan_refund",
                                  actor=actor, now=now)
         done = apply_refund(builder, program, terms[plan_id], request, subscription_id)
-        return builder.build(), (store.refund_extra(done),)
+        # The refunded term's paid start or renewal is taken back (docs/metrics.md).
+        uncounted = plan_flow_add(done.purchase.record, [p.record for p in terms[plan_id]],
+                                  program.time_zone, member_id, sign=-1)
+        return builder.build(), (store.refund_extra(done), *uncounted)
 
     if not store.subscription_exists(member_id, plan_id):
         raise SubscriptionNotFound(f"no subscription {subscription_id}",

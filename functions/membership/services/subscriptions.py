@@ -44,6 +44,7 @@ from membership.services.subscription_schedule import due_keys_after
 from membership.storage import subscriptions as store
 from membership.storage import topups as keys
 from membership.storage.members import get_member
+from membership.storage.metrics import plan_flow_add
 from membership.storage.program import load_program
 
 SCOPE = "subscription"
@@ -146,11 +147,13 @@ def _post(member_id: str, program, plan, request: SubscriptionRequest, now: date
                              [*(p.record for p in terms.get(plan.id, [])), bought.record],
                              existing, now, program.time_zone)
         extras = store.purchase_extras(bought, existing, now, payment_guard, due_keys=due)
-        if key is None:
-            return posting, extras
+        counted = plan_flow_add(bought.record, [p.record for p in terms.get(plan.id, [])],
+                                program.time_zone, member_id)  # docs/metrics.md
+        if key is None:  # a provider's notification: no Idempotency-Key record
+            return posting, (*extras, *counted)
         key_item = keys.key_extra(SCOPE, member_id, idempotency_key, digest, posting.result,
                                   source_key, now, get_settings().idempotency_ttl_seconds)
-        return posting, (*extras, key_item)
+        return posting, (*extras, key_item, *counted)
 
     try:
         outcome = store.post(member_id, source_key, build)

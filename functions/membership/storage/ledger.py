@@ -188,6 +188,12 @@ def commit(posting: Posting, *, new_member: bool = False,
 
         extra = (*(i for move in posting.coupons
                    for i in move_items(posting.member.member_id, move, now)), *extra)
+    if posting.points_issued:
+        # Breakage's points issued, counted here for every capability that credits points:
+        # on the month's counter shard the posting already writes, if any (docs/metrics.md).
+        from membership.storage.metrics import with_points_issued
+
+        extra = with_points_issued(extra, posting.points_issued, posting.member.member_id)
     for item in extra:
         if item.actions is not None:
             t.update(item.model, actions=item.actions, condition=item.condition)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
 from membership.domain.calendar import parse_iso
 from membership.domain.ledger import Entry, LedgerState, LotTake, PostingTooLarge
 from membership.domain.privacy import (
@@ -22,10 +25,16 @@ from membership.domain.privacy import (
     unused_coupons,
 )
 from membership.domain.topups import topup_id_for
-from membership.errors import MemberNotFound, Unavailable
+from membership.errors import MemberClosed, MemberNotFound, Unavailable
 from membership.storage.admin_members import AUDIT_PREFIX, AuditItem
 from membership.storage.consents import ConsentItem
-from membership.storage.ledger import ExtraItem, Outcome, post, read_live_range
+from membership.storage.ledger import (
+    RETRYABLE_CODES,
+    ExtraItem,
+    Outcome,
+    post,
+    read_live_range,
+)
 from membership.storage.models import (
     HoldItem,
     LotItem,
@@ -34,6 +43,7 @@ from membership.storage.models import (
     SubjectItem,
     member_pk,
 )
+from membership.storage.table import Retry, connection, with_retries
 
 
 def plain(value: dict):
@@ -167,7 +177,10 @@ def close(member_id: str, data: MemberData, build_builder, build_batch_builder) 
     item and an entry), the points are forfeited first in batches of postings of their
     own, each checked as closure is (open, not frozen, nothing blocking), then closure
     commits what is left: the phone, subject, erasures and status in one transaction."""
-    data = _remove_coupons_beyond_closure(member_id, data, build_builder)
+    try:
+        data = _remove_coupons_beyond_closure(member_id, data, build_builder)
+    except MemberClosed:
+        pass  # closed in the meantime: the posting below answers that closure again
     while True:
         try:
             return _close_once(member_id, data, build_builder)
@@ -192,37 +205,59 @@ def _remove_coupons_beyond_closure(member_id: str, data: MemberData,
     """Unused coupons beyond what closure's own transaction removes are deleted first, in
     transactions of COUPONS_IN_CLOSURE, each conditional on the coupon still unused and
     the member still closable (open, not frozen, nothing blocking), like the points'
-    batches. Returns `data` without them."""
+    batches. Returns `data` without them.
+
+    Why first: each coupon is one item, and the closure posting must stay within
+    DynamoDB's 100 items a transaction. Why not postings (as the points' batches are): an
+    unused coupon carries no value, so its deletion needs no entry and no guard, and the
+    member's version is checked, not moved. A failed condition or a conflict is what the
+    ledger makes of it (`_batch_failure`): read the member and check again, so a hold or a
+    freeze that came in between is refused as closure itself refuses it."""
     surplus = unused_coupons(data)[COUPONS_IN_CLOSURE:]
     if not surplus:
         return data
-    from pynamodb.exceptions import TransactWriteError
-    from pynamodb.transactions import TransactWrite
+    version: int | None = None  # the member's, last found closable
 
-    from membership.storage.table import connection
+    def delete(batch: list[Removal]) -> None:
+        nonlocal version
+        if version is None:
+            state = read_live_range(member_id)
+            ensure_closable(MemberData(member=state.member, lots=state.lots,
+                                       holds=state.holds, consents=data.consents,
+                                       other=data.other),
+                            build_builder(state).now)
+            version = state.member.version
+        t = TransactWrite(connection=connection())
+        t.condition_check(MemberItem, *MemberItem.key(member_id),
+                          condition=MemberItem.version == version)
+        for removal in batch:
+            t.delete(MemberItem(member_pk(member_id), removal.key),
+                     condition=MemberItem.status == "available")
+        try:
+            t._commit()
+        except TransactWriteError as exc:
+            version = None  # a retry reads and checks the member again
+            raise _batch_failure(exc) from None
 
-    state = read_live_range(member_id)
-    ensure_closable(MemberData(member=state.member, lots=state.lots, holds=state.holds,
-                               consents=data.consents, other=data.other),
-                    build_builder(state).now)
     gone = set()
     for start in range(0, len(surplus), COUPONS_IN_CLOSURE):
         batch = surplus[start:start + COUPONS_IN_CLOSURE]
-        try:
-            with TransactWrite(connection=connection()) as t:
-                t.condition_check(MemberItem, *MemberItem.key(member_id),
-                                  condition=MemberItem.version == state.member.version)
-                for removal in batch:
-                    t.delete(MemberItem(member_pk(member_id), removal.key),
-                             condition=MemberItem.status == "available")
-        except TransactWriteError:
-            # The member moved (or a coupon was held) since the read: the member asks again.
-            raise Unavailable("the account changed while closing; try again",
-                              memberId=member_id) from None
+        with_retries(lambda b=batch: delete(b), lambda: Unavailable(
+            "the account changed while closing; try again", memberId=member_id))
         gone.update(r.key for r in batch)
     other = {**data.other, "coupon": [c for c in data.other.get("coupon", ())
                                       if c["SK"] not in gone]}
     return replace(data, other=other)
+
+
+def _batch_failure(exc: TransactWriteError) -> Exception:
+    """storage/ledger.py's translation, for a transaction whose every item is checked
+    against a version or a status and has no refusal of its own: a cancellation (a
+    condition failed, or a conflict) or a throttle is a Retry; anything else is raised."""
+    code = exc.cause_response_code
+    if code == "TransactionCanceledException" or code in RETRYABLE_CODES:
+        return Retry()
+    return exc
 
 
 def _close_once(member_id: str, data: MemberData, build_builder) -> Outcome:

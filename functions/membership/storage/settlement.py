@@ -35,10 +35,14 @@ MEMBER_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "pla
                      # The stocks the metrics read (docs/metrics.md).
                      "ptsA", "ptsP", "balP", "balB",
                      # The birthday gift (domain/birthdays.py).
-                     "birthday", "bdayGiftYear")
+                     "birthday", "bdayGiftYear",
+                     # Paid-plan terms (storage/subscriptions.py), for the metrics'
+                     # conversion and renewal: the scan reads these items anyway.
+                     "term", "startsAt", "endsAt", "refundedAt")
 # Of the paid plan only its end matters.
 MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7, #a8, #a9, #a10, #a11, #a12, \
-#a13, #a14, #a15, #a16, #a17, #a18, #a19"
+#a13, #a14, #a15, #a16, #a17, #a18, #a19, #a20, #a21, #a22, #a23"
+TERM_MARK = "#TERM#"  # in the sort key of a term item, and of nothing else
 
 
 class SettlementNotFound(NotFound):
@@ -245,11 +249,11 @@ def scan_request(segment: int, segments: int, cursor: dict | None,
         "TableName": get_settings().table_name,
         "Segment": segment,
         "TotalSegments": segments,
-        "FilterExpression": "#a1 = :member",
+        "FilterExpression": "#a1 = :member OR contains(#a1, :term)",
         "ProjectionExpression": MEMBER_PROJECTION,
         # Placeholders for every name: some are DynamoDB reserved words.
         "ExpressionAttributeNames": {f"#a{i}": n for i, n in enumerate(MEMBER_ATTRIBUTES)},
-        "ExpressionAttributeValues": {":member": {"S": "MEMBER"}},
+        "ExpressionAttributeValues": {":member": {"S": "MEMBER"}, ":term": {"S": TERM_MARK}},
     }
     if limit:
         request["Limit"] = limit
@@ -260,7 +264,8 @@ def scan_request(segment: int, segments: int, cursor: dict | None,
 
 def scan_members_page(segment: int, segments: int, cursor: dict | None,
                       limit: int | None) -> tuple[list[dict], dict | None]:
-    """One page of a segment: member rows (raw), and the cursor after it (None: the end)."""
+    """One page of a segment: member and term rows (raw; `is_member_row` tells them
+    apart), and the cursor after it (None: the end)."""
     page = connection().client.scan(**scan_request(segment, segments, cursor, limit))
     return page.get("Items", []), page.get("LastEvaluatedKey")
 
@@ -272,6 +277,18 @@ def iter_segment(segment: int, segments: int, limit: int | None) -> Iterator[lis
         yield rows
         if not cursor:
             return
+
+
+def is_member_row(raw: dict) -> bool:
+    return raw["SK"]["S"] == "MEMBER"
+
+
+def term_from_raw(raw: dict) -> tuple[str, datetime, datetime, datetime | None]:
+    """(kind, startsAt, endsAt, refundedAt) of a scanned term row."""
+    refunded = raw.get("refundedAt", {}).get("S")
+    return (raw["term"]["S"], calendar.parse_iso(raw["startsAt"]["S"]),
+            calendar.parse_iso(raw["endsAt"]["S"]),
+            calendar.parse_iso(refunded) if refunded else None)
 
 
 def snapshot_from_raw(raw: dict) -> Snapshot:
