@@ -293,8 +293,8 @@ Membership local stack is up.
                 `membership-local dlq` lists what failed after retries)
   Queues        {stack['queues_url']} (SQS for the template's queues, drained by their
                 functions; `membership-local queues` lists dead-lettered messages)
-  Payments      fake WeChat Pay and Alipay at {stack['fake_providers_url']}; top-ups
-                verified by: {stack['payment_verifier']} (docs/payments.md)
+  Payments      fake WeChat Pay and Alipay at {stack['fake_providers_url']}; top-ups and
+                plan terms verified by: {stack['payment_verifier']} (docs/payments.md)
 
 Try it:
   TOKEN=$(membership-local token --sub demo-user --scope member)

@@ -517,16 +517,61 @@ def _pay_arguments(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--sub", help="the member's JWT subject (as in `membership-local token`)")
     who.add_argument("--member-id", help="the member id (GET /v1/members/me says it)")
-    parser.add_argument("--amount", type=int, help="fen; a payment (default 10000)")
+    parser.add_argument("--amount", type=int,
+                        help="fen; a payment (default 10000; with --plan, its price)")
     parser.add_argument("--refund", type=int, metavar="FEN",
                         help="refund this much of --reference instead of paying")
     parser.add_argument("--reference", help="the merchant order number (default: a new one)")
     parser.add_argument("--no-notify", action="store_true",
                         help="record the payment only; the app's own call verifies it")
+    plan = parser.add_argument_group("paying for a plan term instead of a top-up")
+    plan.add_argument("--plan", metavar="PLAN_ID",
+                      help="pay for a term of this paid plan (e.g. PLUS), with its attach")
+    plan.add_argument("--term", choices=["monthly", "quarterly", "yearly"], default="monthly")
+    plan.add_argument("--term-number", type=int, metavar="N",
+                      help="the term the payment buys (default with --sub: the plan's "
+                           "nextTerm, read from the API)")
 
 
-@command("pay", "pay (or refund) a top-up at the local fake WeChat Pay or Alipay, which "
-                "notifies the API as the real one does", _pay_arguments)
+def _plan_payment(args: argparse.Namespace, stack: dict, member_id: str
+                  ) -> tuple[str, int] | None:
+    """(attach, amount) of a plan term's payment: what the app reads from the API (the
+    plan's nextTerm and price) unless given. None, with the reason printed, if it cannot."""
+    from membership.domain.payments import plan_attach
+
+    number, amount = args.term_number, args.amount
+    if number is None or amount is None:
+        if not args.sub:
+            print("membership-local: with --member-id, --plan needs --term-number and "
+                  "--amount", file=sys.stderr)
+            return None
+        from .apigw import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+        from .jwt import mint_token
+
+        token = mint_token(args.sub, ["member"], issuer=stack.get("issuer", DEFAULT_ISSUER),
+                           audience=stack.get("audience", DEFAULT_AUDIENCE))
+        auth = {"Authorization": f"Bearer {token}"}
+        if number is None:
+            read = requests.get(f"{stack['api_url']}/v1/members/me/subscriptions",
+                                params={"planId": args.plan}, headers=auth, timeout=30)
+            if not read.ok:
+                print(f"membership-local: reading the plan failed: {read.text}",
+                      file=sys.stderr)
+                return None
+            number = read.json()["nextTerm"]
+        if amount is None:
+            program = requests.get(f"{stack['api_url']}/v1/program", headers=auth, timeout=30)
+            plans = {p["id"]: p for p in program.json().get("paidPlans", [])}
+            if args.plan not in plans:
+                print(f"membership-local: the program has no paid plan {args.plan}",
+                      file=sys.stderr)
+                return None
+            amount = plans[args.plan]["prices"][args.term]
+    return plan_attach(member_id, args.plan, args.term, number), amount
+
+
+@command("pay", "pay (or refund) a top-up or a plan term at the local fake WeChat Pay or "
+                "Alipay, which notifies the API as the real one does", _pay_arguments)
 def pay(args: argparse.Namespace) -> int:
     from .cli import read_stack
 
@@ -552,9 +597,15 @@ def pay(args: argparse.Namespace) -> int:
         path, body = "/_fake/refunds", {"channel": channel, "outTradeNo": args.reference,
                                         "amount": args.refund}
     else:
-        body = {"channel": channel, "amount": args.amount or 10_000,
+        attach, amount = topup_attach(member_id), args.amount or 10_000
+        if args.plan:
+            planned = _plan_payment(args, stack, member_id)
+            if planned is None:
+                return 1
+            attach, amount = planned
+        body = {"channel": channel, "amount": amount,
                 "outTradeNo": args.reference or f"LOCAL{uuid.uuid4().hex[:20].upper()}",
-                "attach": topup_attach(member_id), "notify": not args.no_notify}
+                "attach": attach, "notify": not args.no_notify}
         path = "/_fake/payments"
     answer = requests.post(stack["fake_providers_url"] + path, json=body, timeout=60)
     print(json.dumps(answer.json(), indent=2, ensure_ascii=False))

@@ -49,7 +49,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def paying_stack(tmp_path_factory):
-    """A stack whose top-ups are verified by its fake WeChat Pay and Alipay."""
+    """A stack whose top-ups and plan terms are verified by its fake WeChat Pay and Alipay."""
     yield from run_stack(tmp_path_factory, "--payment-verifier", "providers")
 
 

@@ -1,7 +1,7 @@
-"""Top-ups paid through the local stack's fake WeChat Pay and Alipay, over HTTP: the stack
-runs with `--payment-verifier providers`, so the app's own call is verified by the fake
-provider's signed query answer, and `membership-local pay` has the fake provider notify
-the API as the real one does."""
+"""Top-ups and PLUS terms paid through the local stack's fake WeChat Pay and Alipay, over
+HTTP: the stack runs with `--payment-verifier providers`, so the app's own call is verified
+by the fake provider's signed query answer, and `membership-local pay` has the fake
+provider notify the API as the real one does."""
 import json
 import os
 import random
@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from membership.domain.members import member_id_for
-from membership.domain.payments import topup_attach
+from membership.domain.payments import plan_attach, topup_attach
 
 pytestmark = pytest.mark.e2e
 
@@ -115,3 +115,69 @@ def test_the_notification_routes_need_no_token_and_refuse_unsigned_bodies(paying
         assert answer.status_code == 400 and answer.json()["code"] == "malformed_notification"
     spec = requests.get(f"{paying_stack.api_url}/openapi.json", timeout=60).json()
     assert spec["paths"]["/v1/payments/wechatpay/notifications"]["post"]["security"] == []
+
+
+# ---- a paid plan (PLUS) bought through the fake providers ---------------------------------
+
+def plan_of(stack, sub) -> dict:
+    read = requests.get(f"{stack.api_url}/v1/members/me/subscriptions", timeout=30,
+                        headers=stack.auth(sub), params={"planId": "PLUS"})
+    assert read.status_code == 200, read.text
+    return read.json()
+
+
+def app_buys_plan(stack, sub, reference, term, channel):
+    return requests.post(f"{stack.api_url}/v1/members/me/subscriptions", timeout=30,
+                         headers={**stack.auth(sub), "Idempotency-Key": uuid.uuid4().hex},
+                         json={"planId": "PLUS", "term": term, "paymentReference": reference,
+                               "channel": channel})
+
+
+def test_a_plus_month_paid_through_the_fake_wechatpay_notification_is_bought_once(
+        paying_stack, pay):
+    sub = new_member(paying_stack)
+    assert plan_of(paying_stack, sub)["nextTerm"] == 1
+    # `pay --plan` reads the plan's nextTerm and price, as the app does, and puts them in
+    # the payment's attach.
+    paid = pay("wechatpay", "--sub", sub, "--plan", "PLUS", "--term", "monthly")
+    assert (paid["notified"], paid["status"]) == (True, 200), paid
+    assert json.loads(paid["response"]) == {"code": "SUCCESS", "message": "OK"}
+    plan = plan_of(paying_stack, sub)
+    assert (plan["status"], plan["nextTerm"], len(plan["terms"])) == ("active", 2, 1)
+    (term,) = plan["terms"]
+    assert (term["status"], term["price"], term["paidWith"], term["paymentReference"]) == (
+        "current", 1_900, "payment", paid["outTradeNo"])
+    profile = requests.get(f"{paying_stack.api_url}/v1/members/me", timeout=30,
+                           headers=paying_stack.auth(sub)).json()
+    assert profile["paidPlan"]["endsAt"] == plan["endsAt"]
+    # The provider sends the notification again: acknowledged, nothing changes.
+    again = pay("wechatpay", "--sub", sub, "--plan", "PLUS", "--term", "monthly",
+                "--term-number", "1", "--reference", paid["outTradeNo"])
+    assert (again["status"], json.loads(again["response"])["code"]) == (200, "SUCCESS")
+    assert plan_of(paying_stack, sub) == plan
+    # The app's own call after the notification replays the purchase.
+    call = app_buys_plan(paying_stack, sub, paid["outTradeNo"], "monthly", "wechat_pay")
+    assert call.status_code == 201 and call.headers["Idempotent-Replayed"] == "true", call.text
+    assert plan_of(paying_stack, sub) == plan
+
+
+def test_a_plus_quarter_claimed_by_the_app_is_verified_by_the_fake_alipay(paying_stack, pay):
+    sub = new_member(paying_stack)
+    paid = pay("alipay", "--sub", sub, "--plan", "PLUS", "--term", "quarterly", "--no-notify")
+    assert paid["notified"] is False
+    call = app_buys_plan(paying_stack, sub, paid["outTradeNo"], "quarterly", "alipay")
+    assert call.status_code == 201, call.text
+    assert call.json()["term"]["termId"].endswith(".PLUS.0001")
+    plan = plan_of(paying_stack, sub)
+    # Alipay's notification after the app's call buys nothing more.
+    late = pay("alipay", "--sub", sub, "--plan", "PLUS", "--term", "quarterly",
+               "--term-number", "1", "--reference", paid["outTradeNo"])
+    assert (late["status"], late["response"]) == (200, "success")
+    assert plan_of(paying_stack, sub) == plan
+    # A payment for the term that exists now buys nothing: the brand refunds it.
+    stale = requests.post(f"{fake_url(paying_stack)}/_fake/payments", timeout=60, json={
+        "channel": "alipay", "outTradeNo": f"AL{uuid.uuid4().hex[:20].upper()}",
+        "amount": 4_900, "attach": plan_attach(member_id_for(sub), "PLUS", "quarterly", 1)})
+    assert stale.json()["status"] == 422, stale.text
+    assert json.loads(stale.json()["response"])["code"] == "payment_not_verified"
+    assert plan_of(paying_stack, sub) == plan

@@ -1,6 +1,6 @@
 """Providers' notifications and the app's own top-up call, through the real handlers,
 against DynamoDB Local, fake WeChat Pay / Alipay (keys generated, signing as they do) and
-moto's Secrets Manager."""
+moto's Secrets Manager. Paid plans through the providers: test_plan_payments_api.py."""
 import json
 import time
 import uuid
@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 
 from membership.domain.members import member_id_for
-from membership.domain.payments import plan_attach, topup_attach
+from membership.domain.payments import topup_attach
 from membership.domain.topups import topup_id_for
 from membership.handlers import members as members_handler
 from membership.handlers import payment_notifications as notifications_handler
@@ -168,15 +168,6 @@ def test_a_notification_for_another_merchant_is_422_and_writes_nothing(
                                 mchid="1900000999")
     assert refused(dynamodb_local, table, lambda_context, headers, body) == (
         422, "payment_merchant_mismatch")
-
-
-def test_a_plan_notification_is_refused_until_plans_are_built(providers, apigw_event,
-                                                             lambda_context, dynamodb_local,
-                                                             table):
-    signup(apigw_event, lambda_context)
-    headers, body = wechat_paid(providers, "WX1", 1_900, plan_attach(MEMBER, "PLUS", "monthly"))
-    assert refused(dynamodb_local, table, lambda_context, headers, body) == (
-        422, "payment_kind_not_supported")
 
 
 def test_a_notification_without_a_membership_attach_is_422(providers, apigw_event,

@@ -12,8 +12,13 @@ covered changes nothing.
 Notifications enter at `services.payment_notifications`, after the provider's module has
 authenticated them: signatures, decryption and time windows have their own tests
 (tests/unit/test_payment_providers.py), and here only what money they move is checked.
-A paid plan's charge (attach kind `plan`) is refused and moves nothing: paid plans are
-not built yet, and their crediting extends this machine when they are.
+
+A PLUS term paid at the provider (attach `plan:<member>:PLUS:<kind>-<n>`) moves no stored
+value, but it moves the plan's end, which the machine compares, and the benefits orders
+get: the notification buys term n once, refused for another amount than the price or
+another term number than the next; the app's call (the test verifier, which reads no
+attach: it confirms the price and names no term number) and the notification buy one
+term between them. A provider's refund of a plan payment moves nothing.
 """
 from __future__ import annotations
 
@@ -31,13 +36,19 @@ from membership.domain.payments import (
     plan_attach,
     topup_attach,
 )
+from membership.domain.subscriptions import TermRecord, latest_term, next_term
 from membership.domain.topups import TopupRequest
 
 MERCHANT = Merchant(merchant_id="1900000001", app_id="wx-app-1")
 
 
 class PaymentsMoneyModel(MoneyModel):
-    """Top-ups credited by the provider's word as by the app's: one credit per payment."""
+    """Top-ups credited by the provider's word as by the app's: one credit per payment; PLUS
+    terms bought by it: one term per payment."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.plan_payments: set[str] = set()  # references that bought a PLUS term
 
     def notified_payment(self, reference: str, amount: int, now) -> None:
         self.top_up(reference, amount, now)  # the same rule, the same source of value
@@ -57,8 +68,30 @@ class PaymentsMoneyModel(MoneyModel):
             return  # an earlier notice (or an operator) covered it: acknowledged, no change
         self.refund_topup(reference, refund_reference, total - topup.refunded)
 
-    def plan_charge(self) -> None:
-        raise Refused("payment_kind_not_supported")
+    def plan_bought_at_provider(self, reference: str, term: str, number: int | None,
+                                amount: int, now) -> None:
+        """A PLUS term paid at the provider, notified (`number` from the attach) or claimed
+        by the app (no number): the price or nothing, the named term or nothing, once per
+        payment. No stored value moves; the plan's end does."""
+        plan = self.program.paid_plans[0]
+        if amount != getattr(plan.prices, term):
+            raise Refused("payment_not_verified")
+        if reference in self.plan_payments:
+            return  # the notification again, or after the app's call (or before it)
+        if number is not None and number != len(self.plan_terms) + 1:
+            raise Refused("payment_not_verified")
+        span = next_term(plan, term, now=now, tz=self.tz, current=latest_term(self.plan_terms))
+        self.plan_term = TermRecord(
+            term_id=reference, plan_id=plan.id, term=term, price=amount, paid_at=now,
+            starts_at=span.starts_at, ends_at=span.ends_at, anchor=span.anchor,
+            months_from_anchor=span.months_from_anchor)
+        self.plan_terms.append(self.plan_term)
+        self.plan_payments.add(reference)
+
+    def plan_refund_notified(self, reference: str) -> None:
+        """Acknowledged, nothing moves; a payment not applied yet is sent again later."""
+        if reference not in self.plan_payments:
+            raise Refused("topup_not_found")
 
 
 class PaymentsMoneyMachine(MoneyMachine):
@@ -71,6 +104,9 @@ class PaymentsMoneyMachine(MoneyMachine):
         # for WeChat Pay / refunded total for Alipay).
         self.refund_notices: list[tuple[str, str, str, int]] = []
         self.provider_refunded: dict[str, int] = {}
+        # PLUS payments made at the provider: reference -> (channel, kind, term number in
+        # the attach, amount); the model's references that bought a term.
+        self.plans_at_provider: dict[str, tuple[str, str, int, int]] = {}
         super().with_history(history)
 
     def _credited(self, reference: str) -> None:
@@ -141,19 +177,77 @@ class PaymentsMoneyMachine(MoneyMachine):
         """The app claims a payment later (another Idempotency-Key each time)."""
         self._app_call(data.draw(st.sampled_from(sorted(self.at_provider))))
 
-    @rule(amount=st.sampled_from([19_900, 0]))
-    def plan_charge_is_notified(self, amount):
-        """A paid plan's charge: refused until paid plans are built; nothing moves."""
+    def _notify_plan(self, reference: str) -> None:
         from membership.services import payment_notifications
 
+        channel, term, number, amount = self.plans_at_provider[reference]
         payment = ProviderPayment(
-            channel="wechat_pay", reference=f"test-{self.next_id('plan')}",
-            transaction_id=None, state=PaymentState.PAID, amount=amount or 100,
-            currency=CURRENCY, merchant_id=MERCHANT.merchant_id, app_id=MERCHANT.app_id,
-            attach=plan_attach(self.member_id, "plus", "month"))
-        self.expect(self.model.plan_charge,
+            channel=channel, reference=reference, transaction_id=f"tx-{reference}",
+            state=PaymentState.PAID, amount=amount, currency=CURRENCY,
+            merchant_id=MERCHANT.merchant_id, app_id=MERCHANT.app_id,
+            attach=plan_attach(self.member_id, "PLUS", term, number))
+        self.expect(lambda: self.model.plan_bought_at_provider(reference, term, number,
+                                                               amount, self.now),
                     lambda: payment_notifications.apply_payment(payment, MERCHANT,
                                                                 now=self.now))
+
+    def _app_buys_plan(self, reference: str) -> None:
+        from membership.domain.subscriptions import SubscriptionRequest
+        from membership.services import subscriptions
+
+        channel, term, _, _ = self.plans_at_provider[reference]
+        price = getattr(self.model.program.paid_plans[0].prices, term)
+        request = SubscriptionRequest.model_validate(
+            {"planId": "PLUS", "term": term, "paymentReference": reference, "channel": channel})
+        self.expect(lambda: self.model.plan_bought_at_provider(reference, term, None, price,
+                                                               self.now),
+                    lambda: subscriptions.purchase(self.sub, f"app-{self.next_id('k')}",
+                                                   request, now=self.now))
+
+    @rule(term=st.sampled_from(["monthly", "quarterly", "yearly"]),
+          number=st.sampled_from(["next", "next", "next", "taken", "ahead"]),
+          price=st.sampled_from([True, True, True, False]),
+          channel=st.sampled_from(["wechat_pay", "alipay"]), arrivals=st.sampled_from(ARRIVALS))
+    def member_pays_for_plus_at_the_provider(self, term, number, price, channel, arrivals):
+        """The member pays for the next PLUS term (or, from a stale screen, for a term that
+        exists now or one beyond the next; or another amount); then the notification and
+        the app's call arrive in one of the orders, or not yet."""
+        seq = len(self.model.plan_terms) + 1
+        n = {"next": seq, "taken": seq - 1 if seq > 1 else seq + 1, "ahead": seq + 1}[number]
+        amount = getattr(self.model.program.paid_plans[0].prices, term)
+        reference = f"test-{self.next_id('plus')}"
+        self.plans_at_provider[reference] = (channel, term, n, amount if price else amount + 1)
+        for arrival in arrivals:
+            if arrival == "notification":
+                self._notify_plan(reference)
+            else:
+                self._app_buys_plan(reference)
+
+    @precondition(lambda self: self.plans_at_provider)
+    @rule(data=st.data(), arrival=st.sampled_from(["notification", "notification", "app"]))
+    def plus_payment_arrives_later(self, data, arrival):
+        """A PLUS payment's notification (first, again, or after the app's call) or the
+        app's call, between other events."""
+        reference = data.draw(st.sampled_from(sorted(self.plans_at_provider)))
+        if arrival == "notification":
+            self._notify_plan(reference)
+        else:
+            self._app_buys_plan(reference)
+
+    @precondition(lambda self: self.plans_at_provider)
+    @rule(data=st.data())
+    def plus_payment_is_refunded_at_the_provider(self, data):
+        """The provider refunds a PLUS payment and says so: acknowledged, nothing moves (an
+        operator's refund of the term is what moves the plan's end)."""
+        from membership.services import payment_notifications
+
+        reference = data.draw(st.sampled_from(sorted(self.plans_at_provider)))
+        channel, _, _, amount = self.plans_at_provider[reference]
+        figure = {"amount": amount} if channel == "wechat_pay" else {"refunded_total": amount}
+        refund = ProviderRefund(channel=channel, payment_reference=reference,
+                                refund_reference=self.next_id("prf"), **figure)
+        self.expect(lambda: self.model.plan_refund_notified(reference),
+                    lambda: payment_notifications.apply_refund(refund, now=self.now))
 
     # ---- refunds -----------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ def test_every_member_owns_what_the_documented_policies_say(money_oracle_setting
 @pytest.mark.timeout(900)
 def test_provider_paid_top_ups_credit_once_whatever_arrives_first(money_oracle_settings):
     """The same flow with payments made at WeChat Pay / Alipay: their notifications and the
-    app's calls in any order and number, and the providers' refund notices."""
+    app's calls in any order and number, and the providers' refund notices; PLUS terms paid
+    there buy their term once."""
     from payments_machine import PaymentsMoneyMachine
 
     # Half the runs of the main oracle: the flows before payments are searched there.

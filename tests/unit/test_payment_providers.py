@@ -16,12 +16,13 @@ from membership.domain.payments import (
     NotificationSignatureInvalid,
     PaymentMerchantMismatch,
     PaymentState,
+    PlanTerm,
     plan_attach,
     topup_attach,
 )
 from membership.domain.topups import PaymentNotVerified, PaymentProviderNotConfigured
 from membership.errors import Unavailable
-from membership.services.payments import PaymentClaim, VerifiedPayment
+from membership.services.payments import PaymentClaim, PlanClaim, VerifiedPayment
 from membership_local.fakepay import (
     WECHATPAY_SECRET,
     AlipayKeys,
@@ -229,7 +230,7 @@ def test_wechatpay_verifier_refuses_a_payment_for_another_member(wx, fake_provid
 
 
 def test_wechatpay_verifier_refuses_a_plan_payment_as_a_topup(wx, fake_providers):
-    fake_providers.pay("wechat_pay", "WX1", 1_900, plan_attach(MEMBER, "PLUS", "monthly"))
+    fake_providers.pay("wechat_pay", "WX1", 1_900, plan_attach(MEMBER, "PLUS", "monthly", 1))
     with pytest.raises(PaymentNotVerified, match="plan"):
         wx.WechatPayVerifier().verify(wechat_claim(amount=1_900))
 
@@ -353,6 +354,78 @@ def test_alipay_verifier_maps_timeouts_and_server_errors_to_unavailable(ali, fak
     fake_providers.faults["alipay"] = fault
     with pytest.raises(Unavailable):
         ali.AlipayVerifier().verify(alipay_claim())
+
+
+# ---- a plan term's payment, by either provider's query ----------------------------------
+
+PLUS_MONTH = PlanClaim("PLUS", "monthly")
+
+
+def plan_claim(channel, reference, *, member=MEMBER, plan=PLUS_MONTH, price=1_900):
+    return PaymentClaim(member_id=member, reference=reference, amount=price, channel=channel,
+                        plan=plan)
+
+
+@pytest.fixture(params=["wechat_pay", "alipay"])
+def provider(request, fake_providers):
+    """(channel, reference, its verifier) of each provider."""
+    from membership.services.alipay import AlipayVerifier
+    from membership.services.wechatpay import WechatPayVerifier
+
+    channel = request.param
+    return (channel, "WX1" if channel == "wechat_pay" else "AL1",
+            (WechatPayVerifier if channel == "wechat_pay" else AlipayVerifier)())
+
+
+def test_a_plan_payment_is_verified_with_the_term_its_attach_names(provider, fake_providers):
+    channel, reference, verifier = provider
+    fake_providers.pay(channel, reference, 1_900, plan_attach(MEMBER, "PLUS", "monthly", 4))
+    assert verifier.verify(plan_claim(channel, reference)) == VerifiedPayment(
+        reference=reference, amount=1_900, channel=channel, plan_term=PlanTerm("monthly", 4))
+
+
+@pytest.mark.parametrize(("amount", "attach", "claim"), [
+    (1_800, plan_attach(MEMBER, "PLUS", "monthly", 1), {}),  # not the price
+    (4_900, plan_attach(MEMBER, "PLUS", "quarterly", 1), {}),  # another kind of term
+    (1_900, plan_attach(MEMBER, "GOLD", "monthly", 1), {}),  # another plan
+    (1_900, plan_attach(member_id_for("user-b"), "PLUS", "monthly", 1), {}),  # another member
+    (1_900, topup_attach(MEMBER), {}),  # a top-up's payment
+    (1_900, None, {}),  # no attach
+    (1_900, plan_attach(MEMBER, "PLUS", "monthly", 1), {"member": member_id_for("user-b")}),
+])
+def test_any_other_payment_does_not_verify_a_plan_purchase(provider, fake_providers, amount,
+                                                           attach, claim):
+    channel, reference, verifier = provider
+    fake_providers.pay(channel, reference, amount, attach)
+    with pytest.raises(PaymentNotVerified) as refused:
+        verifier.verify(plan_claim(channel, reference, **claim))
+    assert refused.value.code == "payment_not_verified"
+
+
+def test_an_unpaid_or_unknown_plan_payment_is_not_verified(provider, fake_providers):
+    channel, reference, verifier = provider
+    with pytest.raises(PaymentNotVerified, match="knows no payment"):
+        verifier.verify(plan_claim(channel, reference))
+    fake_providers.pay(channel, reference, 1_900, plan_attach(MEMBER, "PLUS", "monthly", 1),
+                       state="NOTPAY" if channel == "wechat_pay" else "WAIT_BUYER_PAY")
+    with pytest.raises(PaymentNotVerified, match="not paid"):
+        verifier.verify(plan_claim(channel, reference))
+
+
+@pytest.mark.parametrize("fault", ["timeout", 502])
+def test_a_plan_payments_query_that_times_out_is_unavailable(provider, fake_providers, fault):
+    channel, reference, verifier = provider
+    fake_providers.pay(channel, reference, 1_900, plan_attach(MEMBER, "PLUS", "monthly", 1))
+    fake_providers.faults[channel] = fault
+    with pytest.raises(Unavailable):
+        verifier.verify(plan_claim(channel, reference))
+
+
+def test_a_top_up_claim_refuses_a_plan_payment(provider, fake_providers):
+    channel, reference, verifier = provider
+    fake_providers.pay(channel, reference, 1_900, plan_attach(MEMBER, "PLUS", "monthly", 1))
+    with pytest.raises(PaymentNotVerified, match="plan"):
+        verifier.verify(PaymentClaim(MEMBER, reference, 1_900, channel))
 
 
 # ---- configuration ----------------------------------------------------------------------

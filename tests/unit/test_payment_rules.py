@@ -1,5 +1,5 @@
 """Pure payment rules: the attach, yuan to fen, the notification window, what a provider's
-answer must say before a top-up is credited."""
+answer must say before a top-up is credited or a plan term bought."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,9 +15,12 @@ from membership.domain.payments import (
     PaymentKind,
     PaymentMerchantMismatch,
     PaymentState,
+    PlanTerm,
     ProviderPayment,
+    check_plan_term,
     check_sent_in_window,
     confirm_notified_payment,
+    confirm_plan_payment,
     confirm_topup_payment,
     parse_attach,
     plan_attach,
@@ -43,14 +46,30 @@ def test_topup_attach_round_trips():
     assert parse_attach(topup_attach(MEMBER)) == PaymentAttach(PaymentKind.TOPUP, MEMBER)
 
 
-def test_plan_attach_round_trips_with_plan_and_term():
-    attach = parse_attach(plan_attach(MEMBER, "PLUS", "monthly"))
-    assert (attach.kind, attach.member_id, attach.detail) == (
-        PaymentKind.PLAN, MEMBER, ("PLUS", "monthly"))
+def test_plan_attach_round_trips_with_plan_kind_and_term_number():
+    text = plan_attach(MEMBER, "PLUS", "monthly", 3)
+    assert text == f"membership:v1:plan:{MEMBER}:PLUS:monthly-3"
+    attach = parse_attach(text)
+    assert (attach.kind, attach.member_id, attach.plan_id, attach.plan_term) == (
+        PaymentKind.PLAN, MEMBER, "PLUS", PlanTerm("monthly", 3))
 
 
-def test_attach_fits_wechat_pays_128_characters():
-    assert len(plan_attach(MEMBER, "P" * 32, "t" * 32)) <= 128
+def test_the_longest_plan_attach_fits_wechat_pays_128_characters():
+    text = plan_attach(MEMBER, "P" * 16, "quarterly", 9999)
+    assert len(text) <= 128 and parse_attach(text).plan_term == PlanTerm("quarterly", 9999)
+
+
+@pytest.mark.parametrize("term", [
+    "monthly", "month-1", "monthly-0", "monthly-01", "monthly-10000", "trial-1", "Monthly-1",
+    "monthly-1-2", "yearly-", "-1"])
+def test_a_plan_attach_names_a_paid_kind_and_a_term_number(term):
+    with pytest.raises(PaymentAttachInvalid):
+        parse_attach(f"membership:v1:plan:{MEMBER}:PLUS:{term}")
+
+
+def test_a_plan_attach_names_a_plan_id_as_the_program_writes_them():
+    with pytest.raises(PaymentAttachInvalid):
+        parse_attach(f"membership:v1:plan:{MEMBER}:{'P' * 17}:monthly-1")
 
 
 @pytest.mark.parametrize("text", [
@@ -118,7 +137,7 @@ def test_a_payment_for_another_member_is_not_verified():
 
 def test_a_plan_payment_is_not_a_topup():
     with pytest.raises(PaymentNotVerified, match="plan"):
-        confirm_topup_payment(payment(attach=plan_attach(MEMBER, "PLUS", "monthly")),
+        confirm_topup_payment(payment(attach=plan_attach(MEMBER, "PLUS", "monthly", 1)),
                               MERCHANT, MEMBER, "wechat_pay")
 
 
@@ -135,3 +154,50 @@ def test_a_payment_through_another_channel_is_not_verified():
 def test_a_notified_payment_is_confirmed_for_the_member_its_attach_names():
     assert confirm_notified_payment(payment(attach=topup_attach(OTHER)),
                                     MERCHANT).member_id == OTHER
+
+
+# ---- a plan term's payment ---------------------------------------------------------------
+
+def plan_payment(**changes) -> ProviderPayment:
+    return payment(**{"amount": 1_900, "attach": plan_attach(MEMBER, "PLUS", "monthly", 2),
+                      **changes})
+
+
+def confirm_plan(p: ProviderPayment, *, member=MEMBER, channel="wechat_pay", plan="PLUS",
+                 term="monthly", price=1_900) -> PlanTerm:
+    return confirm_plan_payment(p, MERCHANT, member, channel, plan, term, price)
+
+
+def test_a_paid_plan_payment_of_this_member_plan_kind_and_price_is_confirmed():
+    assert confirm_plan(plan_payment()) == PlanTerm("monthly", 2)
+
+
+@pytest.mark.parametrize(("changes", "claim", "why"), [
+    ({"amount": 1_800}, {}, "price"),
+    ({"amount": 2_000}, {}, "price"),
+    ({"attach": plan_attach(OTHER, "PLUS", "monthly", 2)}, {}, "another member"),
+    ({"attach": plan_attach(MEMBER, "GOLD", "monthly", 2)}, {}, "plan GOLD"),
+    ({"attach": plan_attach(MEMBER, "PLUS", "yearly", 2)}, {}, "yearly"),
+    ({"attach": topup_attach(MEMBER)}, {}, "not a paid plan"),
+    ({"attach": None}, {}, "no membership attach"),
+    ({"attach": "order-42"}, {}, "not a membership attach"),
+    ({}, {"channel": "alipay"}, "channel"),
+    ({"state": PaymentState.REFUNDED}, {}, "refunded"),
+    ({"state": PaymentState.NOT_PAID}, {}, "not_paid"),
+    ({"currency": "USD"}, {}, "CNY"),
+])
+def test_any_other_plan_payment_is_not_verified(changes, claim, why):
+    with pytest.raises(PaymentNotVerified, match=why):
+        confirm_plan(plan_payment(**changes), **claim)
+
+
+def test_a_plan_payment_to_another_merchant_is_refused_as_for_topups():
+    with pytest.raises(PaymentMerchantMismatch):
+        confirm_plan(plan_payment(app_id="wx-other"))
+
+
+def test_a_plan_payment_buys_the_term_it_names_and_no_other():
+    check_plan_term(PlanTerm("monthly", 2), 2, "WX1")
+    for seq in (1, 3):
+        with pytest.raises(PaymentNotVerified, match="term 2"):
+            check_plan_term(PlanTerm("monthly", 2), seq, "WX1")

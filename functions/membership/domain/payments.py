@@ -4,7 +4,13 @@ The app creates every payment at the provider with an *attach* (WeChat Pay `atta
 Alipay `passback_params`) that says what it pays for and for which member:
 
     membership:v1:topup:<memberId>                    a stored-value top-up
-    membership:v1:plan:<memberId>:<planId>:<term>     a paid plan (reserved: not built yet)
+    membership:v1:plan:<memberId>:<planId>:<term>     one term of a paid plan
+
+A plan's `<term>` is `<kind>-<n>`: the kind bought (monthly, quarterly, yearly) and the
+number the new term gets in the member's run of that plan (terms count from 1, a trial
+included: the `cycle` of `subscription.charged`). A payment so names exactly one term: it
+buys term n or nothing, so two payments made for the same next term buy one term, and a
+payment made before another term landed is refused rather than stacked on it.
 
 The provider returns the attach unchanged in its query answer and in its signed
 notification, so a notification names its member without a JWT, and a reference cannot
@@ -29,6 +35,8 @@ MAX_ATTACH = 128
 _MEMBER_ID = re.compile(r"^M[a-z2-7]{24}$")
 _PART = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _YUAN = re.compile(r"^[0-9]{1,8}(\.[0-9]{1,2})?$")
+_PLAN_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+_PLAN_TERM = re.compile(r"^(monthly|quarterly|yearly)-([1-9][0-9]{0,3})$")
 
 
 # ---- errors -------------------------------------------------------------------------
@@ -73,13 +81,33 @@ class PaymentKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class PlanTerm:
+    """The term a plan payment buys: its kind and its number in the member's run."""
+
+    kind: str  # monthly | quarterly | yearly
+    number: int  # 1..9999, as term ids number them
+
+    def text(self) -> str:
+        return f"{self.kind}-{self.number}"
+
+
+@dataclass(frozen=True)
 class PaymentAttach:
     kind: PaymentKind
     member_id: str
-    detail: tuple[str, ...] = ()  # plan: (planId, term)
+    detail: tuple[str, ...] = ()  # plan: (planId, "<kind>-<n>")
 
     def text(self) -> str:
         return ":".join((ATTACH_PREFIX, self.kind.value, self.member_id, *self.detail))
+
+    @property
+    def plan_id(self) -> str:
+        return self.detail[0]
+
+    @property
+    def plan_term(self) -> PlanTerm:
+        kind, _, number = self.detail[1].partition("-")
+        return PlanTerm(kind, int(number))
 
 
 def topup_attach(member_id: str) -> str:
@@ -87,9 +115,11 @@ def topup_attach(member_id: str) -> str:
     return PaymentAttach(PaymentKind.TOPUP, member_id).text()
 
 
-def plan_attach(member_id: str, plan_id: str, term: str) -> str:
-    """The attach for a paid plan's payment (the format is fixed now; crediting is not built)."""
-    return PaymentAttach(PaymentKind.PLAN, member_id, (plan_id, term)).text()
+def plan_attach(member_id: str, plan_id: str, term: str, number: int) -> str:
+    """The attach the app sets on a paid plan's payment: term `number` of `plan_id`, of
+    kind `term` (monthly, quarterly, yearly)."""
+    return PaymentAttach(PaymentKind.PLAN, member_id,
+                         (plan_id, PlanTerm(term, number).text())).text()
 
 
 def parse_attach(text: str | None) -> PaymentAttach:
@@ -112,6 +142,10 @@ def parse_attach(text: str | None) -> PaymentAttach:
     if len(detail) != expected:
         raise PaymentAttachInvalid(f"a {kind.value} attach has {expected} fields after the "
                                    "member id", attach=text)
+    if kind is PaymentKind.PLAN and not (_PLAN_ID.match(detail[0])
+                                         and _PLAN_TERM.match(detail[1])):
+        raise PaymentAttachInvalid("a plan attach names a plan id and <kind>-<n>, e.g. "
+                                   "monthly-1", attach=text)
     return PaymentAttach(kind, member_id, detail)
 
 
@@ -216,6 +250,53 @@ def confirm_topup_payment(payment: ProviderPayment, merchant: Merchant, member_i
         raise PaymentNotVerified("this payment was made for another member",
                                  paymentReference=payment.reference)
     return attach
+
+
+def confirm_plan_payment(payment: ProviderPayment, merchant: Merchant, member_id: str,
+                         channel: str, plan_id: str, term: str, price: int) -> PlanTerm:
+    """A provider's answer to the app's own plan purchase: paid, in CNY, to this merchant,
+    through the claimed channel, of exactly the term's price, for this member, this plan
+    and this kind of term. Which term number it may buy is the posting's to check
+    (`check_plan_term`): only the member's terms, read in the transaction, say it."""
+    if payment.channel != channel:
+        raise PaymentNotVerified("the payment was made through another channel",
+                                 paymentReference=payment.reference)
+    check_merchant(payment, merchant)
+    check_paid_in_cny(payment)
+    try:
+        attach = parse_attach(payment.attach)
+    except PaymentAttachInvalid as exc:
+        # To the member's call this is one more payment that is not for this purchase.
+        raise PaymentNotVerified(exc.message, paymentReference=payment.reference) from None
+    if attach.kind is not PaymentKind.PLAN:
+        raise PaymentNotVerified(f"this payment was made for a {attach.kind.value}, "
+                                 "not a paid plan", paymentReference=payment.reference)
+    if attach.member_id != member_id:
+        raise PaymentNotVerified("this payment was made for another member",
+                                 paymentReference=payment.reference)
+    bought = attach.plan_term
+    if attach.plan_id != plan_id or bought.kind != term:
+        raise PaymentNotVerified(
+            f"this payment was made for a {bought.kind} term of plan {attach.plan_id}",
+            paymentReference=payment.reference, planId=plan_id, term=term)
+    check_plan_price(payment, price)
+    return bought
+
+
+def check_plan_price(payment: ProviderPayment, price: int) -> None:
+    """A plan payment pays exactly the term's price: more or less buys nothing."""
+    if payment.amount != price:
+        raise PaymentNotVerified(
+            "the payment's amount is not the term's price",
+            paymentReference=payment.reference, paid=payment.amount, price=price)
+
+
+def check_plan_term(bought: PlanTerm, seq: int, reference: str) -> None:
+    """The term a purchase creates must be the one the payment was made for."""
+    if bought.number != seq:
+        raise PaymentNotVerified(
+            f"this payment was made for term {bought.number} of the plan; the next term is "
+            f"{seq}", paymentReference=reference, termNumber=bought.number, nextTerm=seq)
 
 
 def confirm_notified_payment(payment: ProviderPayment, merchant: Merchant) -> PaymentAttach:

@@ -405,6 +405,9 @@ class SubscriptionView(ApiModel):
                                         description="YYYY-MM-DD, program time zone")
     trial_used: bool = Field(alias="trialUsed")
     saved_this_term: BenefitsUsedView = Field(alias="savedThisTerm")
+    next_term: int | None = Field(alias="nextTerm", description=(
+        "The number the next term of this plan gets: the <n> of a provider payment's plan "
+        "attach (docs/payments.md); null when no plan is shown"))
     terms: list[TermView]
 
 
@@ -552,5 +555,6 @@ def subscription_view(program: Program, plan_id: str | None, terms: list[Purchas
         autoRenew=auto_renew, nextRenewalOn=renewal.isoformat() if renewal else None,
         trialUsed=trial_used(records, plan_id) if plan_id else False,
         savedThisTerm=benefits_view(saved, program),
+        nextTerm=max((p.seq for p in terms), default=0) + 1 if plan_id else None,
         terms=[term_view(p, program, now)
                for p in sorted(terms, key=lambda p: p.seq, reverse=True)])

@@ -68,8 +68,10 @@ def _record(provider: str, outcome: payment_notifications.Applied) -> None:
     description="Called by WeChat Pay only. The Wechatpay-Signature over the body is checked "
                 "with the WeChat Pay public key, Wechatpay-Timestamp must be within the "
                 "window, the resource is decrypted with the APIv3 key (AEAD_AES_256_GCM). "
-                "TRANSACTION.SUCCESS credits the top-up named by the attach once; "
-                "REFUND.SUCCESS refunds it. 200 {\"code\": \"SUCCESS\"} acknowledges.",
+                "TRANSACTION.SUCCESS credits the top-up or buys the plan term named by the "
+                "attach, once; REFUND.SUCCESS refunds a top-up (a plan payment's refund is "
+                "acknowledged and changes nothing). 200 {\"code\": \"SUCCESS\"} "
+                "acknowledges.",
     responses={200: {"description": "Acknowledged: applied now or before",
                      "content": {JSON: {"schema": {"type": "object"}}}},
                **error_responses(400, 401, 404, 409, 422, 503)},
@@ -98,9 +100,10 @@ def wechatpay_notification():
     description="Called by Alipay only, as application/x-www-form-urlencoded fields. The "
                 "RSA2 sign over every other field is checked with Alipay's public key, "
                 "notify_time must be within the window, app_id (and seller_id) must be this "
-                "merchant's. TRADE_SUCCESS / TRADE_FINISHED credit the top-up named by "
-                "passback_params once; refund_fee with out_biz_no refunds it. The text "
-                "`success` acknowledges.",
+                "merchant's. TRADE_SUCCESS / TRADE_FINISHED credit the top-up or buy the "
+                "plan term named by passback_params, once; refund_fee with out_biz_no "
+                "refunds a top-up (a plan payment's refund is acknowledged and changes "
+                "nothing). The text `success` acknowledges.",
     responses={200: {"description": "Acknowledged: applied now or before",
                      "content": {"text/plain": {"schema": {"type": "string",
                                                            "enum": [ALIPAY_ACK]}}}},

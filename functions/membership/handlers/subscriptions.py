@@ -1,8 +1,13 @@
 """HTTP: a member's paid plan (PLUS): buy / extend / trial, read, auto-renew."""
 from __future__ import annotations
 
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
 from membership.domain.subscriptions import (
     AutoRenewRequest,
+    PlanId,
     PurchaseResponse,
     SubscriptionRequest,
     SubscriptionView,
@@ -47,13 +52,18 @@ def buy(body: SubscriptionRequest):
     "/v1/members/me/subscriptions",
     summary="The member's paid plan: status, terms, end, auto-renew, next renewal",
     description="status is derived at read time (trial, active, lapsed, refunded; null for "
-                "a member who never subscribed). Dates are in the program's time zone.",
+                "a member who never subscribed). Dates are in the program's time zone. "
+                "planId shows that plan's run (default: the member's current or latest "
+                "plan); nextTerm is the number a provider payment's attach names "
+                "(docs/payments.md). 404 plan_not_found for a planId the program has not.",
     responses={200: model_response(SubscriptionView, "Paid plan"),
-               **error_responses(403, 404)},
+               **error_responses(403, 404, 422)},
     tags=["paid plan"],
 )
-def read():
-    return view_response(200, subscriptions.read(require_subject(app, "member")))
+def read(plan_id: Annotated[PlanId | None, Query(alias="planId", description=(
+        "a plan of the program, e.g. PLUS"))] = None):
+    return view_response(200, subscriptions.read(require_subject(app, "member"),
+                                                 plan_id=plan_id))
 
 
 @app.patch(

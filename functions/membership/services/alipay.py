@@ -206,7 +206,8 @@ def query(reference: str) -> ProviderPayment | None:
 
 
 class AlipayVerifier:
-    """A top-up's payment, confirmed by Alipay's trade query (docs/payments.md)."""
+    """A top-up's or a plan term's payment, confirmed by Alipay's trade query
+    (docs/payments.md)."""
 
     def verify(self, claim: PaymentClaim) -> VerifiedPayment:
         # The query is signed with this app's key and answers for its trades only: the

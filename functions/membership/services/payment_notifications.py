@@ -2,17 +2,19 @@
 
 A notification is authenticated by its provider's module (signature, key, time window,
 merchant) before it reaches `apply_payment` / `apply_refund`; nothing here trusts it
-more than that. A paid notification is routed by the attach's payment kind:
+more than that. A paid notification is routed by the attach's payment kind
+(`PAYMENT_ROUTES`):
 
     topup  -> credit the top-up: source key `topup:<reference>`, the same posting as the
               member's own call, so whichever of the two arrives first credits and the
               other replays it (a replayed notification too);
-    plan   -> refused with 422 payment_kind_not_supported until paid plans are built;
-              the PLUS issue registers its route in `PAYMENT_ROUTES`.
+    plan   -> buy the term the attach names (services/plan_payments.py): source key
+              `subscription:payment:<reference>`, the same posting as the member's own
+              `POST /v1/members/me/subscriptions`, so again one of the two buys it.
 
 A refund notification feeds the top-ups' refund path; the refund reference is its source
 key, so it applies once whichever way (notification, operator, payment.refunded) comes
-first.
+first. A refund of a plan payment is acknowledged and changes nothing (plan_payments).
 """
 from __future__ import annotations
 
@@ -33,13 +35,14 @@ from membership.domain.payments import (
     ProviderRefund,
     confirm_notified_payment,
 )
-from membership.domain.topups import RefundRequest, TopupRequest
-from membership.services import topups
+from membership.domain.topups import RefundRequest, TopupNotFound, TopupRequest
+from membership.services import plan_payments, topups
 
 
 @dataclass(frozen=True)
 class Applied:
-    action: str  # credited | replayed | refunded | ignored
+    # credited | bought | replayed | refunded | ignored | plan_refund_unmatched
+    action: str
     body: dict
 
 
@@ -55,11 +58,16 @@ def _credit_topup(payment: ProviderPayment, attach: PaymentAttach, now: datetime
     return Applied("replayed" if answer.replayed else "credited", answer.body)
 
 
-# Payment kind -> what a paid notification of that kind does. Paid plans (PLUS) add
-# PaymentKind.PLAN here, with the subscription service's "charge credited" use case.
+def _buy_plan(payment: ProviderPayment, attach: PaymentAttach, now: datetime | None
+              ) -> Applied:
+    return Applied(*plan_payments.buy(payment, attach, now))
+
+
+# Payment kind -> what a paid notification of that kind does.
 PAYMENT_ROUTES: dict[PaymentKind, Callable[[ProviderPayment, PaymentAttach, datetime | None],
                                            Applied]] = {
     PaymentKind.TOPUP: _credit_topup,
+    PaymentKind.PLAN: _buy_plan,
 }
 
 
@@ -80,9 +88,10 @@ def apply_payment(payment: ProviderPayment, merchant: Merchant,
 
 
 def apply_refund(refund: ProviderRefund, now: datetime | None = None) -> Applied:
-    """A provider's refund of a top-up's payment. A payment that was never credited as a
-    top-up is 404 topup_not_found, so the provider sends it again: its payment's own
-    notification may still be on the way. (Paid plans add their refunds here.)"""
+    """A provider's refund of a top-up's payment, or of a plan's (acknowledged, nothing
+    written: plan_payments.refund). A payment that was never credited as a top-up nor
+    bought a plan term is 404 topup_not_found, so the provider sends it again: its
+    payment's own notification may still be on the way."""
     try:
         # A provider that reports totals names no amount: absent, never an explicit null.
         amount = {} if refund.amount is None else {"amount": refund.amount}
@@ -91,6 +100,12 @@ def apply_refund(refund: ProviderRefund, now: datetime | None = None) -> Applied
     except ValidationError:
         raise MalformedNotification("the refund's reference or amount is not one a top-up's "
                                     "refund can have") from None
-    answer = topups.refund_payment(refund.payment_reference, request, now=now,
-                                   refunded_total=refund.refunded_total)
+    try:
+        answer = topups.refund_payment(refund.payment_reference, request, now=now,
+                                       refunded_total=refund.refunded_total)
+    except TopupNotFound:
+        plan = plan_payments.refund(refund)
+        if plan is None:
+            raise
+        return Applied(*plan)
     return Applied("replayed" if answer.replayed else "refunded", answer.body)

@@ -19,7 +19,13 @@ from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from membership.config import get_settings
-from membership.domain.payments import Merchant, ProviderPayment, confirm_topup_payment
+from membership.domain.payments import (
+    Merchant,
+    PlanTerm,
+    ProviderPayment,
+    confirm_plan_payment,
+    confirm_topup_payment,
+)
 from membership.domain.topups import PaymentNotVerified, PaymentProviderNotConfigured
 
 TEST_PREFIX = "test-"
@@ -28,22 +34,34 @@ TEST_VERIFIER = "membership.services.payments.TestReferenceVerifier"
 
 
 @dataclass(frozen=True)
+class PlanClaim:
+    """A paid plan's term: the payment must have been made for it (docs/payments.md)."""
+
+    plan_id: str
+    term: str  # monthly | quarterly | yearly
+
+
+@dataclass(frozen=True)
 class PaymentClaim:
-    """What the member says they paid."""
+    """What the member says they paid: a top-up, or with `plan` one term of a plan (its
+    `amount` is then the term's price)."""
 
     member_id: str
     reference: str
     amount: int  # fen
     channel: str
+    plan: PlanClaim | None = None
 
 
 @dataclass(frozen=True)
 class VerifiedPayment:
-    """What the provider confirms: the amount actually captured for the reference."""
+    """What the provider confirms: the amount actually captured for the reference and, for
+    a plan, the term its attach names (None from a verifier that reads no attach)."""
 
     reference: str
     amount: int  # fen
     channel: str
+    plan_term: PlanTerm | None = None
 
 
 @runtime_checkable
@@ -85,7 +103,8 @@ def verify_by_query(claim: PaymentClaim, *, channel: str, provider: str,
                     query: Callable[[str], ProviderPayment | None],
                     merchant: Callable[[], Merchant]) -> VerifiedPayment:
     """A claim confirmed by the provider's own query: the deployment's channel, a payment
-    the provider knows, of exactly this top-up for this merchant (confirm_topup_payment)."""
+    the provider knows, of exactly this top-up (confirm_topup_payment) or this plan term
+    (confirm_plan_payment) for this merchant."""
     if claim.channel != channel:
         raise PaymentNotVerified(f"this deployment verifies {channel} payments only here",
                                  channel=claim.channel)
@@ -93,6 +112,11 @@ def verify_by_query(claim: PaymentClaim, *, channel: str, provider: str,
     if payment is None:
         raise PaymentNotVerified(f"{provider} knows no payment with this reference",
                                  paymentReference=claim.reference)
+    if claim.plan is not None:
+        term = confirm_plan_payment(payment, merchant(), claim.member_id, channel,
+                                    claim.plan.plan_id, claim.plan.term, claim.amount)
+        return VerifiedPayment(reference=payment.reference, amount=payment.amount,
+                               channel=channel, plan_term=term)
     confirm_topup_payment(payment, merchant(), claim.member_id, channel)
     return VerifiedPayment(reference=payment.reference, amount=payment.amount, channel=channel)
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from membership.config import get_settings
 from membership.domain.ledger import LedgerState, PostingBuilder
 from membership.domain.members import member_id_for
+from membership.domain.payments import PlanTerm, check_plan_term
 from membership.domain.subscriptions import (
     AutoRenewRequest,
     PurchaseResponse,
@@ -38,7 +39,7 @@ from membership.domain.topups import (
     topup_source_key,
 )
 from membership.errors import DomainError
-from membership.services.payments import PaymentClaim, verifier
+from membership.services.payments import PaymentClaim, PlanClaim, verifier
 from membership.services.subscription_schedule import due_keys_after
 from membership.storage import subscriptions as store
 from membership.storage import topups as keys
@@ -94,18 +95,43 @@ def purchase(subject: str, idempotency_key: str, request: SubscriptionRequest,
         return known
     program = load_program()
     plan = plan_of(program, request.plan_id)
-    source_key = _source_key(member_id, request, idempotency_key)
-    payment_guard = None
+    bought_term = None
     if request.payment_reference is not None:
-        payment_guard = topup_source_key(request.payment_reference)
         price = term_price(plan, request.term)
         payment = verifier().verify(PaymentClaim(
             member_id=member_id, reference=request.payment_reference, amount=price,
-            channel=request.channel))
+            channel=request.channel, plan=PlanClaim(plan.id, request.term)))
         if payment.amount != price:
             raise PaymentAmountMismatch(
                 "the provider captured another amount than the term's price",
                 claimed=price, captured=payment.amount)
+        bought_term = payment.plan_term
+    return _post(member_id, program, plan, request, now, bought_term,
+                 (idempotency_key, digest))
+
+
+def purchase_notified(member_id: str, request: SubscriptionRequest, bought_term: PlanTerm,
+                      now: datetime | None = None) -> Answer:
+    """A plan payment the provider notified (authenticated and checked by the caller): the
+    same posting and source key (`subscription:payment:<reference>`) as the member's own
+    call, so whichever comes first buys the term and the other replays it."""
+    program = load_program()
+    return _post(member_id, program, plan_of(program, request.plan_id), request,
+                 now or _now(), bought_term, None)
+
+
+def _post(member_id: str, program, plan, request: SubscriptionRequest, now: datetime,
+          bought_term: PlanTerm | None, key: tuple[str, str] | None) -> Answer:
+    """The purchase posting; `key` is the member's (Idempotency-Key, body digest), None
+    for a notification; `bought_term` the term a provider's payment was made for."""
+    idempotency_key, digest = key if key is not None else (None, None)
+
+    def known() -> Answer | None:
+        return _known(member_id, idempotency_key, digest, now) if key is not None else None
+
+    source_key = _source_key(member_id, request, idempotency_key)
+    payment_guard = (topup_source_key(request.payment_reference)
+                     if request.payment_reference is not None else None)
 
     def build(state: LedgerState):
         subscriptions, terms = store.read(member_id)
@@ -113,22 +139,26 @@ def purchase(subject: str, idempotency_key: str, request: SubscriptionRequest,
                                  source_type="subscription", reason="plan_purchase",
                                  actor=f"member:{member_id}", now=now)
         bought = apply_purchase(builder, program, request, terms.get(plan.id, []))
+        if bought_term is not None:
+            check_plan_term(bought_term, bought.seq, request.payment_reference)
         posting = builder.build()
         existing = subscriptions.get(plan.id)
         due = due_keys_after(member_id, plan.id,
                              [*(p.record for p in terms.get(plan.id, [])), bought.record],
                              existing, now, program.time_zone)
         extras = store.purchase_extras(bought, existing, now, payment_guard, due_keys=due)
-        key_item = keys.key_extra(SCOPE, member_id, idempotency_key, digest, posting.result,
-                                  source_key, now, get_settings().idempotency_ttl_seconds)
         counted = plan_flow_add(bought.record, [p.record for p in terms.get(plan.id, [])],
                                 program.time_zone, member_id)  # docs/metrics.md
+        if key is None:  # a provider's notification: no Idempotency-Key record
+            return posting, (*extras, *counted)
+        key_item = keys.key_extra(SCOPE, member_id, idempotency_key, digest, posting.result,
+                                  source_key, now, get_settings().idempotency_ttl_seconds)
         return posting, (*extras, key_item, *counted)
 
     try:
         outcome = store.post(member_id, source_key, build)
     except keys.IdempotencyKeyTaken:
-        answer = _known(member_id, idempotency_key, digest, now)
+        answer = known()
         if answer is None:
             raise
         return answer
@@ -137,13 +167,13 @@ def purchase(subject: str, idempotency_key: str, request: SubscriptionRequest,
                                    paymentReference=request.payment_reference) from None
     except DomainError:
         # A refusal may be a retry whose first attempt changed what it checks.
-        answer = _known(member_id, idempotency_key, digest, now)
+        answer = known()
         if answer is not None:
             return answer
         raise
     result = outcome.result
     if outcome.replayed:
-        answer = _known(member_id, idempotency_key, digest, now)
+        answer = known()
         if answer is not None:  # this very request, committed by a concurrent attempt
             return answer
         same = (result.get("memberId") == member_id and result.get("planId") == request.plan_id
@@ -162,14 +192,19 @@ def purchase(subject: str, idempotency_key: str, request: SubscriptionRequest,
     return Answer(_public(result), outcome.replayed)
 
 
-def read(subject: str, now: datetime | None = None) -> SubscriptionView:
-    """The member's paid plan: the current (or most recent) plan's terms and status."""
+def read(subject: str, now: datetime | None = None, plan_id: str | None = None
+         ) -> SubscriptionView:
+    """The member's paid plan: the current (or most recent) plan's terms and status, or
+    those of `plan_id` (a plan of the program, or one the member had)."""
     now = now or _now()
     member_id = member_id_for(subject)
     member = get_member(member_id)
     program = load_program()
     subscriptions, terms = store.read(member_id)
-    plan_id = member.paid_plan.plan_id if member.paid_plan is not None else None
+    if plan_id is not None and plan_id not in terms:
+        plan_of(program, plan_id)  # 404 plan_not_found for a plan nobody can buy
+    if plan_id is None:
+        plan_id = member.paid_plan.plan_id if member.paid_plan is not None else None
     if plan_id is None and terms:  # e.g. settled away: show the latest run
         plan_id = max(terms, key=lambda p: max(t.record.paid_at for t in terms[p]))
     item = subscriptions.get(plan_id) if plan_id else None
@@ -189,4 +224,5 @@ def set_auto_renew(subject: str, request: AutoRenewRequest,
     return read(subject, now)
 
 
-__all__ = ["Answer", "PurchaseResponse", "purchase", "read", "set_auto_renew"]
+__all__ = ["Answer", "PurchaseResponse", "purchase", "purchase_notified", "read",
+           "set_auto_renew"]

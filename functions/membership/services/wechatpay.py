@@ -164,7 +164,8 @@ def query(reference: str) -> ProviderPayment | None:
 
 
 class WechatPayVerifier:
-    """A top-up's payment, confirmed by WeChat Pay's order query (docs/payments.md)."""
+    """A top-up's or a plan term's payment, confirmed by WeChat Pay's order query
+    (docs/payments.md)."""
 
     def verify(self, claim: PaymentClaim) -> VerifiedPayment:
         return verify_by_query(claim, channel=CHANNEL, provider="WeChat Pay", query=query,
