@@ -87,6 +87,7 @@ class PaymentsMoneyModel(MoneyModel):
             months_from_anchor=span.months_from_anchor)
         self.plan_terms.append(self.plan_term)
         self.plan_payments.add(reference)
+        self.plan_counted = True  # a term starts or extends a run: the member is counted
 
     def plan_refund_notified(self, reference: str) -> None:
         """Acknowledged, nothing moves; a payment not applied yet is sent again later."""
