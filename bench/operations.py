@@ -36,9 +36,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.dynamo import CallStats, DynamoDBCallCounter
+
+if TYPE_CHECKING:
+    from membership_local.dynamodb import LocalDynamoDB
 
 MEMBERS = "membership.handlers.members.handler"
 
@@ -127,21 +130,26 @@ class BenchContext:
     # -- a DynamoDB Local of its own -------------------------------------------------------
 
     @contextlib.contextmanager
-    def table_of_its_own(self, name: str) -> Iterator[str]:
+    def table_of_its_own(self, name: str, *, db_path: str | None = None,
+                         create: bool = True) -> Iterator[LocalDynamoDB]:
         """A table on a fresh DynamoDB Local for an operation that seeds thousands of
-        members; yields its endpoint, and the process's settings and connections point at
+        members; yields the server, and the process's settings and connections point at
         it meanwhile. Once one DynamoDB Local has held and dropped a large table it slows
         down by orders of magnitude (measured in a full run: 2 items/s written where a
-        fresh one takes 1,600), so the big seeds never share the run's server."""
+        fresh one takes 1,600), so the big seeds never share the run's server.
+
+        `db_path`: a directory for the server's database file (kept after it stops, to be
+        copied); `create=False` when that file holds the table already."""
         from membership_local.dynamodb import free_port, start_dynamodb
         from membership_local.template import create_table
 
-        server = start_dynamodb(free_port())
+        server = start_dynamodb(free_port(), db_path=db_path)
         previous = (os.environ["AWS_ENDPOINT_URL_DYNAMODB"], os.environ["TABLE_NAME"])
         try:
-            create_table(server.endpoint, name)
+            if create:
+                create_table(server.endpoint, name)
             use_table(name, server.endpoint)
-            yield server.endpoint
+            yield server
         finally:
             use_table(previous[1], previous[0])
             server.stop()

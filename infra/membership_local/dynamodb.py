@@ -4,6 +4,10 @@
     db.endpoint   # "http://127.0.0.1:P"
     db.backend    # "dynamodb-local" or "moto"
     db.stop()
+
+`start_dynamodb(port, db_path=directory)` keeps DynamoDB Local's database in a file there
+instead of memory: stopped, the directory can be copied and a server started on each copy
+(the bench settles identical tables that way without seeding each).
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class LocalDynamoDB:
     backend: str
     port: int
     _stopper: Callable[[], None] = field(repr=False)
+    pid: int | None = None  # DynamoDB Local's JVM (None: moto, in this process)
 
     def stop(self) -> None:
         """Idempotent; also registered with atexit."""
@@ -154,13 +159,15 @@ def wait_until_ready(endpoint: str, timeout: float, alive: Callable[[], bool] = 
 JAVA_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
-def _start_dynamodb_local(java: str, port: int, timeout: float) -> LocalDynamoDB:
+def _start_dynamodb_local(java: str, port: int, timeout: float,
+                          db_path: str | None = None) -> LocalDynamoDB:
     jar = find_jar()
     log = tempfile.TemporaryFile()
+    storage = ["-dbPath", str(db_path)] if db_path is not None else ["-inMemory"]
     cmd = [
         java, *JAVA_OPTIONS, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
         "-jar", str(jar),
-        "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port),
+        *storage, "-sharedDb", "-disableTelemetry", "-port", str(port),
     ]
     # Own process group, so stop() takes down the JVM and anything it forks.
     proc = subprocess.Popen(cmd, cwd=jar.parent, stdin=subprocess.DEVNULL, stdout=log,
@@ -180,7 +187,8 @@ def _start_dynamodb_local(java: str, port: int, timeout: float) -> LocalDynamoDB
         output = log.read().decode(errors="replace")[-2000:]
         stop_once()
         raise DynamoDBStartError(f"{exc}\n{output}") from None
-    return LocalDynamoDB(endpoint=endpoint, backend="dynamodb-local", port=port, _stopper=stop_once)
+    return LocalDynamoDB(endpoint=endpoint, backend="dynamodb-local", port=port,
+                         _stopper=stop_once, pid=proc.pid)
 
 
 def _start_moto(port: int, timeout: float) -> LocalDynamoDB:
@@ -209,15 +217,19 @@ def start_dynamodb(
     timeout: float = 60.0,
     install_java: bool = True,
     allow_fallback: bool = True,
+    db_path: str | None = None,
 ) -> LocalDynamoDB:
-    """Start DynamoDB Local on 127.0.0.1:`port` and wait until it answers ListTables."""
+    """Start DynamoDB Local on 127.0.0.1:`port` and wait until it answers ListTables;
+    with `db_path` (a directory), its database lives in a file there."""
     if not port_is_free(port):
         raise DynamoDBStartError(f"port {port} is already in use")
     java = ensure_java(install=install_java)
     if java:
-        return _start_dynamodb_local(java, port, timeout)
+        return _start_dynamodb_local(java, port, timeout, db_path)
     if not allow_fallback:
         raise DynamoDBStartError("java is not available and the moto fallback is disabled")
+    if db_path is not None:
+        raise DynamoDBStartError("a database file needs DynamoDB Local (java is missing)")
     print(
         "\n*** WARNING: no Java runtime: falling back to moto's server instead of DynamoDB Local.\n"
         "*** Transactions, streams and capacity figures may differ from DynamoDB.\n",

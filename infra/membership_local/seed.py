@@ -5,7 +5,9 @@ that growth earned (plus the signup lot) and the ledger entries that add up to t
 the member item, its entries and its lots reconcile. Tiers are what immediate upgrades
 and earlier settlements would have left, so the next settlement moves a realistic
 minority: members whose old growth leaves the window drift down, lots earned two
-years ago expire at a year end, a few plans end.
+years ago expire at a year end, a few plans end. The 5 % with a paid plan carry the run of
+terms that bought it (a trial first for some), so the settlement's scan reads term items
+in a believable proportion.
 
 Items go out with BatchWriteItem (25 per call) from a few threads.
 """
@@ -131,6 +133,12 @@ def member_items(index: int, period: str, rng: random.Random) -> list[dict]:
         settled_period=settled_before if rng.random() < 0.1 else None,
         order_stats=stats,
     )
+    terms = []
+    if plan is not None:
+        # Drawn after everything else, so the members without a plan stay as they were.
+        terms = _terms(member_id, plan.ends_at, close, program, rng)
+        member = member.model_copy(update={"paid_plan": plan.model_copy(
+            update={"started_at": terms[0].starts_at})})
     # Tags as the rules left them at the period's close, so a settlement that changes
     # nothing else writes nothing.
     member = member.model_copy(update={"tags": evaluate(facts_of(member), program, close)})
@@ -141,7 +149,55 @@ def member_items(index: int, period: str, rng: random.Random) -> list[dict]:
     items += [TagItem.of(member_id, tag, mark, listed=True) for tag, mark in member.tags.items()]
     items += [models.LotItem.from_domain(lot) for lot in lots]
     items += [models.EntryItem.from_domain(e) for e in entries]
+    items += terms
+    if terms:
+        from membership.storage.subscriptions import SubscriptionItem
+
+        items.append(SubscriptionItem(
+            *SubscriptionItem.key(member_id, terms[0].plan_id), member_id=member_id,
+            plan_id=terms[0].plan_id, subscription_id=terms[0].subscription_id,
+            terms=len(terms), created_at=terms[0].paid_at, updated_at=terms[-1].paid_at))
     return [_wire(item) for item in items]
+
+
+# Term lengths in days: near enough for seeded history (the purchase counts calendar months).
+TERM_DAYS = {"trial": 7, "monthly": 30, "quarterly": 91, "yearly": 365}
+
+
+def _terms(member_id: str, ends_at: datetime, close: datetime, program,
+           rng: random.Random) -> list:
+    """The run of back-to-back terms (oldest first) that ends at `ends_at`, all bought
+    before `close`: a kind whose one term reaches from before the close to that end (any
+    kind if it ended already), one or more of them, and a trial first for a third."""
+    from membership.domain.subscriptions import subscription_id_for, term_id_for
+    from membership.storage.subscriptions import TermItem
+
+    plan = program.paid_plans[0]
+    ahead = (ends_at - close).days
+    fitting = [k for k in ("monthly", "quarterly", "yearly") if TERM_DAYS[k] > ahead]
+    kind = rng.choices(fitting, weights=(6, 3, 1)[-len(fitting):])[0]
+    kinds = [kind] * rng.randint(1, {"monthly": 6, "quarterly": 4, "yearly": 2}[kind])
+    if rng.random() < 0.33:
+        kinds.insert(0, "trial")
+    subscription = subscription_id_for(member_id, plan.id)
+    spans = []
+    end = ends_at
+    for each in reversed(kinds):
+        start = end - timedelta(days=TERM_DAYS[each])
+        spans.append((each, start, end))
+        end = start - timedelta(microseconds=1)
+    spans.reverse()
+    anchor = spans[0][1].date()
+    items = []
+    for seq, (kind, start, end) in enumerate(spans, start=1):
+        price = 0 if kind == "trial" else getattr(plan.prices, kind)
+        items.append(TermItem(
+            *TermItem.key(member_id, plan.id, seq), term_id=term_id_for(subscription, seq),
+            member_id=member_id, plan_id=plan.id, subscription_id=subscription, seq=seq,
+            term=kind, price=price, paid_with="trial" if kind == "trial" else "payment",
+            paid_at=start if seq == 1 else start - timedelta(days=3), starts_at=start,
+            ends_at=end, anchor=anchor.isoformat(), extended=seq > 1))
+    return items
 
 
 def _wire(item) -> dict:

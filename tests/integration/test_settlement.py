@@ -213,6 +213,29 @@ def test_a_worker_killed_mid_segment_resumes_to_the_state_of_an_uninterrupted_ru
     assert timeless(resumed) == timeless(uninterrupted)
 
 
+def test_without_the_metrics_tally_a_run_settles_the_same_and_knows_no_paid_counts(
+        table, other_table):
+    """The bench's settlement alone (bench/settlement.py): the same decisions and writes as
+    the production run, only the metrics' term rows and stocks left out."""
+    other, use = other_table
+    use(other)
+    seed(other, 60)  # 5 % have a paid plan: a few members with term items
+    production = settle_all()
+    expected = member_state(other)
+    tallied = store.checkpoints(PERIOD)[0].tally
+    assert tallied.paying_at_close is not None and tallied.points_available > 0
+
+    use(table)
+    seed(table, 60)
+    alone = settle_all(tally_metrics=False)
+    assert member_state(table) == expected
+    assert timeless(alone) == timeless(production)
+    untallied = store.checkpoints(PERIOD)[0].tally
+    assert (untallied.members_closed, untallied.paying_at_close, untallied.terms_ended) == (
+        None, None, None)
+    assert untallied.points_available == 0
+
+
 def test_a_worker_killed_after_changing_members_resumes_without_writing_them_again(table):
     seed(table)
     settlement.start(PERIOD, now=RUN_AT, segments=1)

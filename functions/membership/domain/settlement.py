@@ -292,9 +292,11 @@ def term_at_close(kind: str, starts_at: datetime, ends_at: datetime,
 
 
 class TallyBuilder:
-    """Mutable counters for the hot loop; `tally()` freezes them."""
+    """Mutable counters for the hot loop; `tally()` freezes them. `stocks=False`: a page
+    read without the metrics' rows and attributes, whose paid-plan counts are unknown."""
 
-    def __init__(self) -> None:
+    def __init__(self, stocks: bool = True) -> None:
+        self.stocks_known = stocks
         self.processed = self.changed = self.upgrades = self.downgrades = 0
         self.points_expired = self.members_expired = self.plans_lapsed = self.failures = 0
         self.birthday_gifts = 0
@@ -360,8 +362,10 @@ class TallyBuilder:
             points_available=self.stocks[0], points_pending=self.stocks[1],
             balance_principal=self.stocks[2], balance_bonus=self.stocks[3],
             paid_active=self.stocks[4], tiers_before=dict(self.before),
-            tiers_after=dict(self.after), members_closed=self.closed,
-            paying_at_close=self.paying, terms_ended=self.ended,
+            tiers_after=dict(self.after),
+            members_closed=self.closed if self.stocks_known else None,
+            paying_at_close=self.paying if self.stocks_known else None,
+            terms_ended=self.ended if self.stocks_known else None,
         )
 
 

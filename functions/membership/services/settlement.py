@@ -153,13 +153,19 @@ def settle_segment(period: str, segment: int, segments: int, *,
                    should_stop: Callable[[], bool] = lambda: False,
                    page_limit: int | None = None, clock: Clock = _now,
                    on_member: Callable[[int], None] | None = None,
-                   on_page: Callable[[rules.Tally], None] | None = None) -> SegmentOutcome:
+                   on_page: Callable[[rules.Tally], None] | None = None,
+                   tally_metrics: bool = True) -> SegmentOutcome:
     """Settle one scan segment from its last checkpoint until it ends or `should_stop()`.
 
     The next page is read while this one's changed members are written, a few at a time,
     so a page costs about the longer of the two rather than their sum. `on_member(n)` is
     called after the n-th member of this invocation (progress, and the tests' crash
     injection); `on_page(tally)` after each checkpoint with that page's tally.
+
+    `tally_metrics=False` settles as the run did before the metrics rode on it: the scan
+    returns member rows only, without the stocks' attributes, and no stock is tallied. It
+    exists so the bench can measure what the metrics add (bench/settlement.py); such a
+    run serves no metrics (its stocks read as those of a run from before them).
     """
     rules.check_period(period)
     if store.get_run(calendar.shift_month(period, 1)) is not None:
@@ -177,7 +183,8 @@ def settle_segment(period: str, segment: int, segments: int, *,
     with ThreadPoolExecutor(max_workers=settings.settlement_write_concurrency + 1) as pool:
 
         def fetch(cursor: dict | None) -> Future:
-            return pool.submit(store.scan_members_page, segment, segments, cursor, limit)
+            return pool.submit(store.scan_members_page, segment, segments, cursor, limit,
+                               metrics=tally_metrics)
 
         pending = None if checkpoint.done else fetch(checkpoint.cursor)
         while not checkpoint.done and pending is not None:
@@ -185,17 +192,19 @@ def settle_segment(period: str, segment: int, segments: int, *,
                 break
             rows, cursor = pending.result()
             pending = fetch(cursor) if cursor is not None else None
-            page = rules.TallyBuilder()
-            # Term rows only count (conversion and renewal, docs/metrics.md); members settle.
-            for raw in rows:
-                if not store.is_member_row(raw):
-                    page.term(*rules.term_at_close(*store.term_from_raw(raw), period,
-                                                   program.time_zone))
-            rows = [raw for raw in rows if store.is_member_row(raw)]
+            page = rules.TallyBuilder(stocks=tally_metrics)
+            if tally_metrics:
+                # Term rows only count (conversion and renewal, docs/metrics.md); members
+                # settle.
+                for raw in rows:
+                    if not store.is_member_row(raw):
+                        page.term(*rules.term_at_close(*store.term_from_raw(raw), period,
+                                                       program.time_zone))
+                rows = [raw for raw in rows if store.is_member_row(raw)]
             failed: list[str] = []
             snapshots = [store.snapshot_from_raw(raw) for raw in rows]
             facts = {raw["memberId"]["S"]: facts_from_raw(raw) for raw in rows}
-            raws = {raw["memberId"]["S"]: raw for raw in rows}
+            raws = {raw["memberId"]["S"]: raw for raw in rows} if tally_metrics else {}
             # Members that need a read or a write go to the pool; the rest cost nothing.
             work = {s.member_id: pool.submit(_settle_and_retag, s, facts[s.member_id],
                                              program, period, clock)
@@ -219,8 +228,9 @@ def settle_segment(period: str, segment: int, segments: int, *,
                     page.unchanged(program.tier(snapshot.tier_id).id)
                 elif result:
                     page.settled(result)
-                _stock(page, raws[snapshot.member_id], snapshot, result or None,
-                       period_end)
+                if tally_metrics:
+                    _stock(page, raws[snapshot.member_id], snapshot, result or None,
+                           period_end)
                 seen += 1
                 if on_member is not None:
                     on_member(seen)

@@ -28,20 +28,25 @@ from membership.storage.table import TableModel, connection
 MAX_FAILED_IDS = 100
 # Only what the decision reads: the scan still pays for whole items, the client does not
 # decode what it does not need.
-MEMBER_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "plan", "settled",
-                     "tierSince",
-                     # What the tag rules read (storage/tags.py SCAN_ATTRIBUTES).
-                     "createdAt", "ordStats", "tags", "topupTotal", "status",
-                     # The stocks the metrics read (docs/metrics.md).
-                     "ptsA", "ptsP", "balP", "balB",
-                     # The birthday gift (domain/birthdays.py).
-                     "birthday", "bdayGiftYear",
-                     # Paid-plan terms (storage/subscriptions.py), for the metrics'
-                     # conversion and renewal: the scan reads these items anyway.
-                     "term", "startsAt", "endsAt", "refundedAt")
-# Of the paid plan only its end matters.
-MEMBER_PROJECTION = "#a0, #a1, #a2, #a3, #a4, #a5, #a6.ends_at, #a7, #a8, #a9, #a10, #a11, #a12, \
-#a13, #a14, #a15, #a16, #a17, #a18, #a19, #a20, #a21, #a22, #a23"
+SETTLEMENT_ATTRIBUTES = ("PK", "SK", "memberId", "tier", "growth", "ptsNextAt", "plan",
+                         "settled", "tierSince",
+                         # What the tag rules read (storage/tags.py SCAN_ATTRIBUTES).
+                         "createdAt", "ordStats", "tags", "topupTotal", "status",
+                         # The birthday gift (domain/birthdays.py).
+                         "birthday", "bdayGiftYear")
+# What only the metrics read (docs/metrics.md): the members' stocks, and the paid-plan
+# terms' dates for conversion and renewal (the scan reads these items anyway).
+METRICS_ATTRIBUTES = ("ptsA", "ptsP", "balP", "balB",
+                      "term", "startsAt", "endsAt", "refundedAt")
+MEMBER_ATTRIBUTES = SETTLEMENT_ATTRIBUTES + METRICS_ATTRIBUTES
+
+
+def _projection(names: tuple[str, ...]) -> str:
+    # Of the paid plan only its end matters.
+    return ", ".join(f"#a{i}.ends_at" if name == "plan" else f"#a{i}"
+                     for i, name in enumerate(names))
+
+
 TERM_MARK = "#TERM#"  # in the sort key of a term item, and of nothing else
 
 
@@ -242,18 +247,25 @@ def complete_run(period: str, report: dict, completed_at: datetime,
 # ---- the scan -------------------------------------------------------------------------
 
 def scan_request(segment: int, segments: int, cursor: dict | None,
-                 limit: int | None) -> dict:
+                 limit: int | None, *, metrics: bool = True) -> dict:
+    """One page's Scan. `metrics=False`: the settlement's own rows and attributes only, as
+    before the metrics rode on it (services/settlement.py `settle_segment`)."""
     from membership.config import get_settings
 
+    names = MEMBER_ATTRIBUTES if metrics else SETTLEMENT_ATTRIBUTES
+    values = {":member": {"S": "MEMBER"}}
+    if metrics:
+        values[":term"] = {"S": TERM_MARK}
     request = {
         "TableName": get_settings().table_name,
         "Segment": segment,
         "TotalSegments": segments,
-        "FilterExpression": "#a1 = :member OR contains(#a1, :term)",
-        "ProjectionExpression": MEMBER_PROJECTION,
+        "FilterExpression": "#a1 = :member OR contains(#a1, :term)" if metrics
+                            else "#a1 = :member",
+        "ProjectionExpression": _projection(names),
         # Placeholders for every name: some are DynamoDB reserved words.
-        "ExpressionAttributeNames": {f"#a{i}": n for i, n in enumerate(MEMBER_ATTRIBUTES)},
-        "ExpressionAttributeValues": {":member": {"S": "MEMBER"}, ":term": {"S": TERM_MARK}},
+        "ExpressionAttributeNames": {f"#a{i}": n for i, n in enumerate(names)},
+        "ExpressionAttributeValues": values,
     }
     if limit:
         request["Limit"] = limit
@@ -263,10 +275,12 @@ def scan_request(segment: int, segments: int, cursor: dict | None,
 
 
 def scan_members_page(segment: int, segments: int, cursor: dict | None,
-                      limit: int | None) -> tuple[list[dict], dict | None]:
+                      limit: int | None, *, metrics: bool = True
+                      ) -> tuple[list[dict], dict | None]:
     """One page of a segment: member and term rows (raw; `is_member_row` tells them
     apart), and the cursor after it (None: the end)."""
-    page = connection().client.scan(**scan_request(segment, segments, cursor, limit))
+    page = connection().client.scan(**scan_request(segment, segments, cursor, limit,
+                                                   metrics=metrics))
     return page.get("Items", []), page.get("LastEvaluatedKey")
 
 
