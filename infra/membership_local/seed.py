@@ -7,7 +7,8 @@ and earlier settlements would have left, so the next settlement moves a realisti
 minority: members whose old growth leaves the window drift down, lots earned two
 years ago expire at a year end, a few plans end. The 5 % with a paid plan carry the run of
 terms that bought it (a trial first for some), so the settlement's scan reads term items
-in a believable proportion.
+in a believable proportion. Their subscription items are written as from before the plans'
+usage counters (no `counted` flag): `membership-local backfill-plan-usage` counts them.
 
 Items go out with BatchWriteItem (25 per call) from a few threads.
 """
