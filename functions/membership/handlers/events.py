@@ -8,7 +8,8 @@ calls an operator (docs/operations.md). The reason never echoes the input.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -76,13 +77,30 @@ def detail_of(envelope: EventBridgeEnvelope, model: type[M], now: datetime | Non
         raise MalformedEvent(f"{envelope.detail_type}: {_reason(exc)}") from None
 
 
-def routed_detail(event: Any, routes: Mapping[str, tuple[type[BaseModel], S]], *,
-                  metric: str, what: str) -> tuple[EventBridgeEnvelope, Any, S]:
-    """The envelope, its detail as its route's model, and the route's service.
-
-    A malformed event is counted in `metric`, logged without its input, and raised again
+@contextmanager
+def _counted_if_malformed(metric: str, what: str) -> Iterator[None]:
+    """A malformed event is counted in `metric`, logged without its input, and raised again
     so that the invocation fails and the event reaches the dead-letter queue."""
     try:
+        yield
+    except MalformedEvent as exc:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        logger.warning(f"malformed {what}; failing so it reaches the DLQ",
+                       extra={"reason": str(exc)})
+        raise
+
+
+def parsed_detail(event: Any, model: type[M], *, metric: str, what: str) -> M:
+    """The event's detail as `model`; a malformed event is counted, logged and raised."""
+    with _counted_if_malformed(metric, what):
+        return detail_of(envelope_of(event), model)
+
+
+def routed_detail(event: Any, routes: Mapping[str, tuple[type[BaseModel], S]], *,
+                  metric: str, what: str) -> tuple[EventBridgeEnvelope, Any, S]:
+    """The envelope, its detail as its route's model, and the route's service; a
+    malformed event (an unknown detail type too) is counted, logged and raised."""
+    with _counted_if_malformed(metric, what):
         envelope = envelope_of(event)
         try:
             model, service = routes[envelope.detail_type]
@@ -90,8 +108,3 @@ def routed_detail(event: Any, routes: Mapping[str, tuple[type[BaseModel], S]], *
             raise UnknownDetailType(
                 f"no consumer for {envelope.detail_type[:64]!r}") from None
         return envelope, detail_of(envelope, model), service
-    except MalformedEvent as exc:
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
-        logger.warning(f"malformed {what}; failing so it reaches the DLQ",
-                       extra={"reason": str(exc)})
-        raise

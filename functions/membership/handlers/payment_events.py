@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from membership.domain.instants import Instant
 from membership.domain.topups import MAX_FEN, Reference, RefundRequest
-from membership.handlers.events import MalformedEvent, detail_of, envelope_of
+from membership.handlers.events import parsed_detail
 from membership.observability import logger, metrics, tracer
 from membership.services import topups
 
@@ -37,13 +37,8 @@ class PaymentRefunded(BaseModel):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    try:
-        notice = detail_of(envelope_of(event), PaymentRefunded)
-    except MalformedEvent as exc:
-        metrics.add_metric(name="PaymentRefundsMalformed", unit=MetricUnit.Count, value=1)
-        logger.warning("malformed payment.refunded; failing so it reaches the DLQ",
-                       extra={"reason": str(exc)})
-        raise
+    notice = parsed_detail(event, PaymentRefunded, metric="PaymentRefundsMalformed",
+                           what="payment.refunded")
     logger.append_keys(paymentReference=notice.payment_reference,
                        refundReference=notice.refund_reference)
     try:

@@ -17,7 +17,7 @@ from membership.domain.subscription_charges import (
     ChargeRefused,
     SubscriptionCharged,
 )
-from membership.handlers.events import MalformedEvent, detail_of, envelope_of
+from membership.handlers.events import parsed_detail
 from membership.observability import logger, metrics, tracer
 from membership.services import subscription_charges
 
@@ -26,13 +26,8 @@ from membership.services import subscription_charges
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    try:
-        charge = detail_of(envelope_of(event), SubscriptionCharged)
-    except MalformedEvent as exc:
-        metrics.add_metric(name="SubscriptionChargesRefused", unit=MetricUnit.Count, value=1)
-        logger.warning("malformed subscription.charged; failing so it reaches the DLQ",
-                       extra={"reason": str(exc)})
-        raise
+    charge = parsed_detail(event, SubscriptionCharged, metric="SubscriptionChargesRefused",
+                           what="subscription.charged")
     logger.append_keys(subscriptionId=charge.subscription_id, cycle=charge.cycle)
     try:
         outcome = subscription_charges.apply(charge)
