@@ -14,15 +14,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segments", type=int, default=4)
 
 
-@command("backfill-aggregates",
-         "recompute order aggregates and rule tags of members from before them "
-         "(idempotent, resumes from its checkpoints)", _arguments)
-def run_backfill(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, service: str) -> int:
+    """Attach to the stack, run `membership.services.<service>.run`, print its report."""
+    import importlib
+
     from .attach import attach_to_stack
 
     attach_to_stack(args.table)
-    from membership.services.backfill import run
-
+    run = importlib.import_module(f"membership.services.{service}").run
     try:
         report = run(args.segments)
     except ValueError as error:  # checkpoints of a run with another --segments
@@ -30,6 +29,13 @@ def run_backfill(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(asdict(report)))
     return 1 if report.failed else 0
+
+
+@command("backfill-aggregates",
+         "recompute order aggregates and rule tags of members from before them "
+         "(idempotent, resumes from its checkpoints)", _arguments)
+def run_backfill(args: argparse.Namespace) -> int:
+    return _run(args, "backfill")
 
 
 @command("backfill-plan-usage",
@@ -37,15 +43,4 @@ def run_backfill(args: argparse.Namespace) -> int:
          "plan someone holds cannot be removed (idempotent, resumes from its checkpoints)",
          _arguments)
 def run_plan_usage_backfill(args: argparse.Namespace) -> int:
-    from .attach import attach_to_stack
-
-    attach_to_stack(args.table)
-    from membership.services.plan_usage import run
-
-    try:
-        report = run(args.segments)
-    except ValueError as error:  # checkpoints of a run with another --segments
-        print(error)
-        return 2
-    print(json.dumps(asdict(report)))
-    return 1 if report.failed else 0
+    return _run(args, "plan_usage")

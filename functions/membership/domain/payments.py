@@ -232,24 +232,32 @@ def check_paid_in_cny(payment: ProviderPayment) -> None:
                                  paymentReference=payment.reference)
 
 
-def confirm_topup_payment(payment: ProviderPayment, merchant: Merchant, member_id: str,
-                          channel: str) -> PaymentAttach:
-    """A provider's answer to the app's own top-up call: paid, in CNY, to this merchant,
-    for a top-up of this member, through the claimed channel."""
+def _members_payment(payment: ProviderPayment, merchant: Merchant, member_id: str,
+                     channel: str, kind: PaymentKind, what: str) -> PaymentAttach:
+    """The checks both of the app's own calls make: paid through the claimed channel to
+    this merchant in CNY, with an attach of `kind` naming this member."""
     if payment.channel != channel:
         raise PaymentNotVerified("the payment was made through another channel",
                                  paymentReference=payment.reference)
     check_merchant(payment, merchant)
     check_paid_in_cny(payment)
     attach = parse_attach(payment.attach)
-    if attach.kind is not PaymentKind.TOPUP:
+    if attach.kind is not kind:
         raise PaymentNotVerified(f"this payment was made for a {attach.kind.value}, "
-                                 "not a top-up", paymentReference=payment.reference)
+                                 f"not {what}", paymentReference=payment.reference)
     if attach.member_id != member_id:
         # Whoever merely learned a reference must not be able to claim it.
         raise PaymentNotVerified("this payment was made for another member",
                                  paymentReference=payment.reference)
     return attach
+
+
+def confirm_topup_payment(payment: ProviderPayment, merchant: Merchant, member_id: str,
+                          channel: str) -> PaymentAttach:
+    """A provider's answer to the app's own top-up call: paid, in CNY, to this merchant,
+    for a top-up of this member, through the claimed channel."""
+    return _members_payment(payment, merchant, member_id, channel, PaymentKind.TOPUP,
+                            "a top-up")
 
 
 def confirm_plan_payment(payment: ProviderPayment, merchant: Merchant, member_id: str,
@@ -258,22 +266,12 @@ def confirm_plan_payment(payment: ProviderPayment, merchant: Merchant, member_id
     through the claimed channel, of exactly the term's price, for this member, this plan
     and this kind of term. Which term number it may buy is the posting's to check
     (`check_plan_term`): only the member's terms, read in the transaction, say it."""
-    if payment.channel != channel:
-        raise PaymentNotVerified("the payment was made through another channel",
-                                 paymentReference=payment.reference)
-    check_merchant(payment, merchant)
-    check_paid_in_cny(payment)
     try:
-        attach = parse_attach(payment.attach)
+        attach = _members_payment(payment, merchant, member_id, channel, PaymentKind.PLAN,
+                                  "a paid plan")
     except PaymentAttachInvalid as exc:
         # To the member's call this is one more payment that is not for this purchase.
         raise PaymentNotVerified(exc.message, paymentReference=payment.reference) from None
-    if attach.kind is not PaymentKind.PLAN:
-        raise PaymentNotVerified(f"this payment was made for a {attach.kind.value}, "
-                                 "not a paid plan", paymentReference=payment.reference)
-    if attach.member_id != member_id:
-        raise PaymentNotVerified("this payment was made for another member",
-                                 paymentReference=payment.reference)
     bought = attach.plan_term
     if attach.plan_id != plan_id or bought.kind != term:
         raise PaymentNotVerified(
