@@ -6,6 +6,8 @@ import json
 import uuid
 from datetime import datetime, timedelta
 
+from checkout_support import LINES, SUBTOTAL
+
 from membership.domain import calendar
 from membership.domain.members import member_id_for
 from membership.handlers import (
@@ -22,13 +24,6 @@ from membership.handlers import (
 from membership_local.apigw import member_event
 
 SHANGHAI = calendar.zone("Asia/Shanghai")
-LINES = [
-    {"lineId": "1", "sku": "TEE", "category": "apparel", "brand": "acme", "quantity": 2,
-     "unitPrice": 10_000},
-    {"lineId": "2", "sku": "CAP", "category": "acc", "brand": "acme", "quantity": 1,
-     "unitPrice": 5_000},
-]
-SUBTOTAL = 25_000
 
 
 class Person:
