@@ -375,14 +375,20 @@ class MoneyModel:
         take_p, take_b = self.split_debit(price)
         self.principal -= take_p
         self.bonus -= take_b
+        self.add_plan_term(key, term, price, now)
+        self.plan_paid[key] = (take_p, take_b)
+        self.plan_purchases[key] = price
+
+    def add_plan_term(self, term_id: str, term: str, price: int, now: datetime) -> None:
+        """A paid term of the plan: it extends the run from its end while active, else
+        starts now, and the member is counted in the plan's usage counter."""
+        plan = self.program.paid_plans[0]
         span = next_term(plan, term, now=now, tz=self.tz, current=latest_term(self.plan_terms))
         self.plan_term = TermRecord(
-            term_id=key, plan_id=plan.id, term=term, price=price, paid_at=now,
+            term_id=term_id, plan_id=plan.id, term=term, price=price, paid_at=now,
             starts_at=span.starts_at, ends_at=span.ends_at, anchor=span.anchor,
             months_from_anchor=span.months_from_anchor)
         self.plan_terms.append(self.plan_term)
-        self.plan_paid[key] = (take_p, take_b)
-        self.plan_purchases[key] = price
         self.plan_counted = True
 
     def plan_ends_at(self, now: datetime) -> datetime | None:

@@ -36,7 +36,6 @@ from membership.domain.payments import (
     plan_attach,
     topup_attach,
 )
-from membership.domain.subscriptions import TermRecord, latest_term, next_term
 from membership.domain.topups import TopupRequest
 
 MERCHANT = Merchant(merchant_id="1900000001", app_id="wx-app-1")
@@ -80,14 +79,8 @@ class PaymentsMoneyModel(MoneyModel):
             return  # the notification again, or after the app's call (or before it)
         if number is not None and number != len(self.plan_terms) + 1:
             raise Refused("payment_not_verified")
-        span = next_term(plan, term, now=now, tz=self.tz, current=latest_term(self.plan_terms))
-        self.plan_term = TermRecord(
-            term_id=reference, plan_id=plan.id, term=term, price=amount, paid_at=now,
-            starts_at=span.starts_at, ends_at=span.ends_at, anchor=span.anchor,
-            months_from_anchor=span.months_from_anchor)
-        self.plan_terms.append(self.plan_term)
+        self.add_plan_term(reference, term, amount, now)
         self.plan_payments.add(reference)
-        self.plan_counted = True  # a term starts or extends a run: the member is counted
 
     def plan_refund_notified(self, reference: str) -> None:
         """Acknowledged, nothing moves; a payment not applied yet is sent again later."""
