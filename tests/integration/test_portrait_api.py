@@ -2,6 +2,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+from membership.domain import calendar
 from membership.domain.checkout import OrderPaid
 from membership.domain.members import SignupRequest, member_id_for
 from membership.handlers import admin_portrait
@@ -15,9 +16,14 @@ def test_portrait_shows_rfm_affinity_orders_assets_and_tags(table, apigw_event,
     member_service.signup("pic", SignupRequest(phone="13812345678", nickname="P",
                                                channel="mini_program", storeId="S1"))
     member_id = member_id_for("pic")
+    # Paid today in the program's time zone (recencyDays 0), whatever the hour of the run.
+    now = datetime.now(UTC)
+    local_midnight = datetime.now(calendar.zone("Asia/Shanghai")).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    paid_at = max(now - timedelta(hours=1), local_midnight)
     order_service.paid(OrderPaid.model_validate({
         "orderId": "SO-1", "memberId": member_id, "storeId": "S9",
-        "paidAt": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "paidAt": paid_at.isoformat(),
         "lines": [{"lineId": "1", "sku": "m", "category": "milk", "brand": "b", "quantity": 3,
                    "unitPrice": 20_000},
                   {"lineId": "2", "sku": "t", "category": "toys", "brand": "b", "quantity": 1,
